@@ -1,0 +1,37 @@
+# brainalign: the two commands of the README.
+#   make demo   set up .venv and run the workflow on the embedded demo (config/config.yaml)
+#   make test   set up .venv and run the test suite (what .ci/run calls)
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.brainalign-installed
+PROFILE ?= profiles/default
+
+.PHONY: setup demo report test lint clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=24"
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/snakemake --profile $(PROFILE)
+	$(MAKE) report
+
+report: setup
+	$(VENV)/bin/snakemake --profile $(PROFILE) --report results/bundle/report.html
+
+test: setup
+	$(PY) -m pytest
+
+lint: setup
+	$(VENV)/bin/snakemake --lint
+	$(VENV)/bin/snakefmt --check Snakefile workflow/rules
+
+clean:
+	rm -rf results .snakemake

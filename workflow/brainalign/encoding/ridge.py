@@ -1,0 +1,260 @@
+"""Voxel-wise encoding models: cross-validated ridge regression with himalaya.
+
+For every outer fold: features are z-scored with training statistics, the
+voxels are centred with their training means, himalaya's ``RidgeCV`` (or
+``KernelRidgeCV`` when there are more features than training samples) picks
+one alpha per voxel by inner cross-validation and predicts the held-out
+samples. Held-out predictions of all folds are concatenated - each sample is
+predicted exactly once - and scored per voxel.
+
+The library asks ``himalaya.backend.get_backend()``; it never sets the backend
+(scripts do, once, at their entry).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._checks import check_2d, check_alphas, check_delays, check_groups, check_n_folds, lookup
+from .cv import KINDS, Split, inner_splits, outer_splits
+from .delays import make_delays
+from .scoring import score_predictions
+
+__all__ = ["EncodingResult", "fit_encoding", "SOLVERS"]
+
+logger = logging.getLogger(__name__)
+
+EDGE_WARN_SHARE = 0.10
+
+
+@dataclass(frozen=True)
+class EncodingResult:
+    """Cross-validated encoding performance of one feature set.
+
+    Attributes
+    ----------
+    r : array of shape (n_voxels,), float32
+        Pearson correlation between held-out predictions and data.
+    r2 : array of shape (n_voxels,), float32
+        Coefficient of determination of the held-out predictions.
+    alpha : array of shape (n_outer_folds, n_voxels), float64
+        Alpha chosen by the inner cross-validation, per fold and voxel.
+    predictions : array of shape (n_samples, n_voxels), float32
+        Held-out predictions, in the units of ``Y``, rows in input order.
+    fold : array of shape (n_samples,), int32
+        Outer fold in which each sample was predicted.
+    n_features : int
+        Number of input features (before delays).
+    n_samples : int
+        Number of samples.
+    delays : tuple of int
+        FIR delays used (samples).
+    solver : {"primal", "kernel"}
+        Which himalaya estimator was fitted.
+    """
+
+    r: np.ndarray
+    r2: np.ndarray
+    alpha: np.ndarray
+    predictions: np.ndarray
+    fold: np.ndarray
+    n_features: int
+    n_samples: int
+    delays: tuple[int, ...]
+    solver: str
+
+
+def _make_primal(alphas: np.ndarray, cv: list[Split], n_targets_batch: int | None) -> Any:
+    from himalaya.ridge import RidgeCV
+
+    params = dict(n_targets_batch=n_targets_batch, n_targets_batch_refit=n_targets_batch,
+                  warn=False)
+    return RidgeCV(alphas=alphas, fit_intercept=False, cv=cv, solver_params=params)
+
+
+def _make_kernel(alphas: np.ndarray, cv: list[Split], n_targets_batch: int | None) -> Any:
+    from himalaya.kernel_ridge import KernelRidgeCV
+
+    params = dict(n_targets_batch=n_targets_batch, n_targets_batch_refit=n_targets_batch)
+    return KernelRidgeCV(alphas=alphas, kernel="linear", fit_intercept=False, cv=cv,
+                         solver_params=params, warn=False)
+
+
+SOLVERS = {"primal": _make_primal, "kernel": _make_kernel}
+
+
+def fit_encoding(
+    X: np.ndarray,
+    Y: np.ndarray,
+    *,
+    kind: str,
+    groups: np.ndarray,
+    alphas: Sequence[float] | np.ndarray,
+    delays: Sequence[int] = (0,),
+    n_outer_folds: int | None = 5,
+    n_inner_folds: int = 5,
+    random_state: int | None = 0,
+    n_targets_batch: int | None = None,
+    solver: str = "auto",
+) -> EncodingResult:
+    """Fit and score a voxel-wise ridge encoding model by nested cross-validation.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features)
+        Stimulus features (for ``"timeseries"``: runs concatenated, TR-aligned).
+    Y : array of shape (n_samples, n_voxels)
+        Brain responses, rows matching ``X``.
+    kind : {"timeseries", "concepts"}
+        Design; sets the splits (see :func:`outer_splits`, :func:`inner_splits`).
+    groups : array of shape (n_samples,)
+        Run label (timeseries) or concept label (concepts) of every sample.
+    alphas : sequence of float
+        Ridge penalties to choose from, per voxel and fold (positive).
+    delays : sequence of int
+        FIR delays in samples, ``"timeseries"`` only (:func:`make_delays`).
+    n_outer_folds : int or None
+        Outer folds for ``"concepts"``; ``"timeseries"`` uses one per run.
+    n_inner_folds : int
+        Inner folds used to choose alphas.
+    random_state : int or None
+        Seed of the concept shuffle of the outer folds.
+    n_targets_batch : int or None
+        Voxels solved at a time (memory); None solves all at once.
+    solver : {"auto", "primal", "kernel"}
+        ``"auto"`` uses the kernel form when the (delayed) features outnumber
+        the largest training set, else the primal form. Both give the same model.
+
+    Returns
+    -------
+    EncodingResult
+        Scores of the concatenated held-out predictions (see
+        :func:`score_predictions`), chosen alphas and the predictions.
+    """
+    X, Y, groups, grid, delays = _check_inputs(X, Y, kind, groups, alphas, delays)
+    n_inner_folds = check_n_folds(n_inner_folds, "n_inner_folds")
+    splits = outer_splits(kind, groups, n_outer_folds, random_state)
+    X_fit = make_delays(X, delays, groups)
+    solver = _resolve_solver(solver, X_fit.shape[1], max(len(train) for train, _ in splits))
+    logger.info("encoding (%s): %d samples, %d features x %d delays, %d voxels, %d folds, "
+                "%s ridge", kind, X.shape[0], X.shape[1], len(delays), Y.shape[1],
+                len(splits), solver)
+    predictions = np.zeros(Y.shape, dtype=np.float32)
+    alpha = np.zeros((len(splits), Y.shape[1]))
+    fold = np.full(X.shape[0], -1, dtype=np.int32)
+    for k, (train, test) in enumerate(splits):
+        inner = inner_splits(kind, groups[train], n_inner_folds)
+        predictions[test], alpha[k] = _fit_fold(
+            X_fit[train], Y[train], X_fit[test], grid, inner, SOLVERS[solver], n_targets_batch
+        )
+        fold[test] = k
+        logger.info("fold %d/%d: %d train, %d test samples, %d inner folds, median alpha %.3g",
+                    k + 1, len(splits), train.size, test.size, len(inner), np.median(alpha[k]))
+    log_alpha_edges(alpha, grid)
+    r, r2 = score_predictions(Y, predictions)
+    return EncodingResult(
+        r=r.astype(np.float32), r2=r2.astype(np.float32), alpha=alpha, predictions=predictions,
+        fold=fold, n_features=X.shape[1], n_samples=X.shape[0], delays=delays, solver=solver,
+    )
+
+
+def _check_inputs(X, Y, kind, groups, alphas, delays):
+    """Validate the inputs of :func:`fit_encoding`; return them normalised."""
+    lookup(dict.fromkeys(KINDS), kind, "kind")
+    X = check_2d(X, "X")
+    Y = check_2d(Y, "Y")
+    if X.shape[0] != Y.shape[0]:
+        raise ValueError(
+            "'X' and 'Y' must have the same number of samples (rows); "
+            f"got X shape {X.shape} and Y shape {Y.shape}"
+        )
+    groups = check_groups(groups, X.shape[0])
+    grid = check_alphas(alphas)
+    delays = check_delays(delays)
+    if kind != "timeseries" and delays != (0,):
+        raise ValueError(
+            f"'delays' apply only to kind 'timeseries'; got delays {delays} with kind "
+            f"'{kind}'. Use delays=(0,)"
+        )
+    return X, Y, groups, grid, delays
+
+
+def _resolve_solver(solver: str, n_features: int, n_train_max: int) -> str:
+    """Return the solver name; ``"auto"`` picks the cheaper form."""
+    if solver == "auto":
+        return "kernel" if n_features > n_train_max else "primal"
+    elif solver in SOLVERS:
+        return solver
+    else:
+        allowed = ", ".join(repr(name) for name in ("auto", *sorted(SOLVERS)))
+        raise ValueError(f"'solver' must be one of {allowed}; got {solver!r}")
+
+
+def _fit_fold(X_train, Y_train, X_test, grid, inner, make_model, n_targets_batch):
+    """Fit one outer fold; return test predictions (float32) and alphas per voxel."""
+    from himalaya.backend import get_backend
+
+    backend = get_backend()
+    mean, std = X_train.mean(axis=0), X_train.std(axis=0)
+    std[std == 0] = 1.0
+    y_mean = Y_train.mean(axis=0)
+    model = make_model(grid.astype(np.float32), inner, n_targets_batch)
+    model.fit((X_train - mean) / std, Y_train - y_mean)
+    pred = backend.to_numpy(model.predict((X_test - mean) / std))
+    chosen = snap_to_grid(backend.to_numpy(model.best_alphas_), grid)
+    return np.asarray(pred, dtype=np.float32) + y_mean, chosen
+
+
+def snap_to_grid(values: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Replace each value by the nearest grid alpha (in log space), undoing float32 round-off.
+
+    Parameters
+    ----------
+    values : array of shape (n,)
+        Alphas as returned by himalaya (``exp(-log(alpha))`` in float32).
+    grid : array of shape (n_alphas,)
+        The alpha grid, sorted.
+
+    Returns
+    -------
+    snapped : array of shape (n,), float64
+    """
+    log_grid = np.log(grid)
+    distance = np.abs(np.log(np.asarray(values, dtype=np.float64))[:, None] - log_grid[None, :])
+    return grid[np.argmin(distance, axis=1)]
+
+
+def log_alpha_edges(alpha: np.ndarray, grid: np.ndarray) -> float:
+    """Log the share of chosen alphas at either end of the grid; warn above 10%.
+
+    Parameters
+    ----------
+    alpha : array of shape (n_folds, n_voxels)
+        Chosen alphas (grid values).
+    grid : array of shape (n_alphas,)
+        The sorted alpha grid.
+
+    Returns
+    -------
+    share : float
+        Fraction of (fold, voxel) choices at the smallest or largest alpha;
+        NaN for a single-alpha grid (nothing was chosen).
+    """
+    if grid.size < 2:
+        logger.info("single alpha %.3g: no alpha selection", grid[0])
+        return float("nan")
+    low, high = float(np.mean(alpha == grid[0])), float(np.mean(alpha == grid[-1]))
+    message = ("%.1f%% of chosen alphas lie at an edge of the grid (%.1f%% at min %.3g, "
+               "%.1f%% at max %.3g)")
+    args = (100 * (low + high), 100 * low, grid[0], 100 * high, grid[-1])
+    if low + high > EDGE_WARN_SHARE:
+        logger.warning(message + "; noise voxels pick the max, but if signal voxels do too, "
+                       "widen 'alphas'", *args)
+    else:
+        logger.info(message, *args)
+    return low + high

@@ -1,0 +1,42 @@
+# The embedded demo: stimuli shipped in packages and a synthetic dataset with planted
+# ground truth. Only used when dataset.kind is "synthetic".
+
+
+rule make_demo_stimuli:
+    output:
+        concepts=f"{STIMULI}/concepts.tsv",
+        sentences=f"{STIMULI}/sentences.tsv",
+        runs=f"{STIMULI}/naturalistic/runs.tsv",
+        words=f"{STIMULI}/naturalistic/words.tsv",
+        frames=f"{STIMULI}/naturalistic/frames.tsv",
+        images=directory(f"{STIMULI}/images"),
+    params:
+        demo=config["demo"],
+        n_runs=len(RUNS["naturalistic"]),
+        seed=SEED,
+    log:
+        "results/logs/make_demo_stimuli.log",
+    conda:
+        "../../envs/preprocess.yaml"
+    script:
+        "../scripts/make_demo_stimuli.py"
+
+
+rule make_demo_dataset:
+    input:
+        unpack(get_generator_features),
+    output:
+        files=get_dataset_files(),
+        truth=f"{DATASET['root']}/ground_truth/ground_truth.json",
+    params:
+        demo=config["demo"],
+        subjects=SUBJECTS,
+        tasks=TASKS,
+        concept_runs=RUNS["concepts"],
+        seed=SEED,
+    log:
+        "results/logs/make_demo_dataset.log",
+    conda:
+        "../../envs/preprocess.yaml"
+    script:
+        "../scripts/make_demo_dataset.py"

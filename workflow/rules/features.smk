@@ -1,0 +1,41 @@
+# Per-model feature extraction: layer-wise hidden states under each input condition.
+
+
+rule make_noise_images:
+    input:
+        tables=get_stimulus_files,
+    output:
+        table="results/stimuli/noise/noise_images.tsv",
+    params:
+        stimuli=STIMULI,
+        seed=SEED,
+    log:
+        "results/logs/make_noise_images.log",
+    conda:
+        "../../envs/features.yaml"
+    script:
+        "../scripts/make_noise_images.py"
+
+
+rule extract_features:
+    input:
+        tables=get_stimulus_tables,
+        noise=get_noise_table,
+    output:
+        features="results/features/model-{model}/cond-{condition}/model-{model}_cond-{condition}_task-{task}_features.safetensors",
+    params:
+        spec=get_model_spec,
+        stimuli=STIMULI,
+        seed=SEED,
+    log:
+        "results/logs/extract_features/model-{model}_cond-{condition}_task-{task}.log",
+    benchmark:
+        "results/benchmarks/extract_features/model-{model}_cond-{condition}_task-{task}.tsv"
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    threads: 2
+    conda:
+        "../../envs/features.yaml"
+    script:
+        "../scripts/extract_features.py"

@@ -1,0 +1,90 @@
+# Group statistics across subjects, and the figures.
+
+
+rule summarize_encoding:
+    input:
+        tables=get_encoding_tables,
+    output:
+        subjects="results/group/encoding_subjects.parquet",
+        group="results/group/encoding_group.parquet",
+    log:
+        "results/logs/summarize_encoding.log",
+    conda:
+        "../../envs/figures.yaml"
+    script:
+        "../scripts/summarize_encoding.py"
+
+
+rule summarize_rsa:
+    input:
+        tables=get_rsa_tables,
+    output:
+        subjects="results/group/rsa_subjects.parquet",
+        group="results/group/rsa_group.parquet",
+    log:
+        "results/logs/summarize_rsa.log",
+    conda:
+        "../../envs/figures.yaml"
+    script:
+        "../scripts/summarize_rsa.py"
+
+
+rule plot_layer_profiles:
+    input:
+        group="results/group/{analysis}_group.parquet",
+        subjects="results/group/{analysis}_subjects.parquet",
+    output:
+        figures=report(
+            expand("results/figures/{{analysis}}_layer_profiles.{ext}", ext=FORMATS),
+            caption="../report/layer_profiles.rst",
+            category="Layer profiles",
+        ),
+    params:
+        figures=config["figures"],
+    wildcard_constraints:
+        analysis="encoding|rsa",
+    log:
+        "results/logs/plot_layer_profiles/{analysis}.log",
+    conda:
+        "../../envs/figures.yaml"
+    script:
+        "../scripts/plot_layer_profiles.py"
+
+
+rule plot_encoding_maps:
+    input:
+        maps=get_encoding_maps,
+    output:
+        figures=report(
+            expand("results/figures/encoding_map_task-{{task}}.{ext}", ext=FORMATS),
+            caption="../report/encoding_map.rst",
+            category="Encoding maps",
+        ),
+    params:
+        figures=config["figures"],
+    log:
+        "results/logs/plot_encoding_maps/task-{task}.log",
+    conda:
+        "../../envs/figures.yaml"
+    script:
+        "../scripts/plot_encoding_maps.py"
+
+
+rule plot_rdms:
+    input:
+        brain=expand("results/rsa/sub-{subject}/sub-{subject}_roi-{roi}_rdm.safetensors", subject=SUBJECTS, roi=ROIS),
+        models=get_model_rdms,
+    output:
+        figures=report(
+            expand("results/figures/rdms.{ext}", ext=FORMATS),
+            caption="../report/rdms.rst",
+            category="RDMs",
+        ),
+    params:
+        figures=config["figures"],
+    log:
+        "results/logs/plot_rdms.log",
+    conda:
+        "../../envs/figures.yaml"
+    script:
+        "../scripts/plot_rdms.py"
