@@ -12,6 +12,8 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+
+
 if config["dataset"]["kind"] == "synthetic":
 
     include: "workflow/rules/demo.smk"
@@ -26,6 +28,6 @@ include: "workflow/rules/bundle.smk"
 
 
 rule all:
+    default_target: True
     input:
         "results/bundle/MANIFEST.tsv",
-    default_target: True

@@ -9,12 +9,12 @@ rule write_provenance:
         features=get_feature_files,
     output:
         provenance="results/bundle/provenance.json",
-    params:
-        config=config,
     log:
         "results/logs/write_provenance.log",
     conda:
         "../../envs/figures.yaml"
+    params:
+        config=config,
     script:
         "../scripts/write_provenance.py"
 

@@ -3,14 +3,19 @@ import re
 
 from brainalign.config import analysis_units, model_conditions, validate_config
 
-config = validate_config(config, source="the configuration (config/config.yaml or --configfile)")
+config = validate_config(
+    config, source="the configuration (config/config.yaml or --configfile)"
+)
 SEED = config["seed"]
 DATASET = config["dataset"]
 STIMULI = config["stimuli"]["root"]
 SUBJECTS = DATASET["subjects"]
 TASKS = DATASET["tasks"]
 ROIS = DATASET["rois"]
-RUNS = {"concepts": DATASET["concept_runs"], "naturalistic": DATASET["naturalistic_runs"]}
+RUNS = {
+    "concepts": DATASET["concept_runs"],
+    "naturalistic": DATASET["naturalistic_runs"],
+}
 FORMATS = config["figures"]["formats"]
 
 
@@ -42,12 +47,16 @@ DATASET_FILES = {
 
 def dataset_file(kind, **entities):
     """Path of one dataset file, from the templates above and the configured root."""
-    return DATASET_FILES[kind].format(root=DATASET["root"], atlas=DATASET["atlas"], **entities)
+    return DATASET_FILES[kind].format(
+        root=DATASET["root"], atlas=DATASET["atlas"], **entities
+    )
 
 
 def dataset_files(kind, subject, task):
     """Paths of one kind of file for every configured run of a subject's task."""
-    return [dataset_file(kind, subject=subject, task=task, run=run) for run in RUNS[task]]
+    return [
+        dataset_file(kind, subject=subject, task=task, run=run) for run in RUNS[task]
+    ]
 
 
 def get_atlas_files(wildcards=None):
@@ -59,7 +68,11 @@ def get_dataset_files(wildcards=None):
     files = list(get_atlas_files().values())
     for subject in SUBJECTS:
         for task in TASKS:
-            kinds = ("trials", "events") if task == "concepts" else ("bold", "sidecar", "confounds")
+            kinds = (
+                ("trials", "events")
+                if task == "concepts"
+                else ("bold", "sidecar", "confounds")
+            )
             for kind in kinds:
                 files += dataset_files(kind, subject, task)
     return files
@@ -68,7 +81,11 @@ def get_dataset_files(wildcards=None):
 # ---- stimuli ----
 STIMULUS_TABLES = {
     "concepts": ["concepts.tsv", "sentences.tsv"],
-    "naturalistic": ["naturalistic/runs.tsv", "naturalistic/words.tsv", "naturalistic/frames.tsv"],
+    "naturalistic": [
+        "naturalistic/runs.tsv",
+        "naturalistic/words.tsv",
+        "naturalistic/frames.tsv",
+    ],
 }
 
 
@@ -78,7 +95,11 @@ def get_stimulus_tables(wildcards):
 
 def get_noise_table(wildcards):
     """The noise-image table, for the conditions that replace images with noise."""
-    return ["results/stimuli/noise/noise_images.tsv"] if wildcards.condition == "noise" else []
+    return (
+        ["results/stimuli/noise/noise_images.tsv"]
+        if wildcards.condition == "noise"
+        else []
+    )
 
 
 def get_model_spec(wildcards):
@@ -97,12 +118,18 @@ def get_generator_features(wildcards=None):
 
 # ---- preprocessing ----
 def get_naturalistic_inputs(wildcards):
-    files = {kind: dataset_files(kind, wildcards.subject, "naturalistic") for kind in ("bold", "sidecar", "confounds")}
+    files = {
+        kind: dataset_files(kind, wildcards.subject, "naturalistic")
+        for kind in ("bold", "sidecar", "confounds")
+    }
     return {**files, **get_atlas_files(), "runs": f"{STIMULI}/naturalistic/runs.tsv"}
 
 
 def get_concept_inputs(wildcards):
-    files = {kind: dataset_files(kind, wildcards.subject, "concepts") for kind in ("trials", "events")}
+    files = {
+        kind: dataset_files(kind, wildcards.subject, "concepts")
+        for kind in ("trials", "events")
+    }
     return {**files, **get_atlas_files(), "concepts": f"{STIMULI}/concepts.tsv"}
 
 
@@ -110,14 +137,20 @@ def get_concept_inputs(wildcards):
 def unit_paths(template, **fixed):
     """Expand ``template`` over every subject and (model, condition, layer) unit."""
     return [
-        template.format(subject=subject, model=model, condition=cond, layer=layer, **fixed)
+        template.format(
+            subject=subject, model=model, condition=cond, layer=layer, **fixed
+        )
         for subject in SUBJECTS
         for model, cond, layer in analysis_units(config)
     ]
 
 
 def get_encoding_tables(wildcards=None):
-    return [p for task in TASKS for p in unit_paths(rules.fit_encoding.output.rois, task=task)]
+    return [
+        p
+        for task in TASKS
+        for p in unit_paths(rules.fit_encoding.output.rois, task=task)
+    ]
 
 
 def get_encoding_maps(wildcards):
@@ -125,7 +158,11 @@ def get_encoding_maps(wildcards):
 
 
 def get_rsa_tables(wildcards=None):
-    return [p for roi in ROIS for p in unit_paths(rules.compute_rsa.output.table, roi=roi)] if "concepts" in TASKS else []
+    return (
+        [p for roi in ROIS for p in unit_paths(rules.compute_rsa.output.table, roi=roi)]
+        if "concepts" in TASKS
+        else []
+    )
 
 
 def get_model_rdms(wildcards=None):
@@ -143,15 +180,23 @@ def get_figures(wildcards=None):
 
 
 def get_tables(wildcards=None):
-    tables = ["results/group/encoding_subjects.parquet", "results/group/encoding_group.parquet"]
+    tables = [
+        "results/group/encoding_subjects.parquet",
+        "results/group/encoding_group.parquet",
+    ]
     if "concepts" in TASKS:
-        tables += ["results/group/rsa_subjects.parquet", "results/group/rsa_group.parquet"]
+        tables += [
+            "results/group/rsa_subjects.parquet",
+            "results/group/rsa_group.parquet",
+        ]
     return tables
 
 
 def get_feature_files(wildcards=None):
     return [
-        rules.extract_features.output.features.format(model=model, condition=cond, task=task)
+        rules.extract_features.output.features.format(
+            model=model, condition=cond, task=task
+        )
         for model, cond in model_conditions(config)
         for task in TASKS
     ]

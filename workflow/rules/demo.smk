@@ -10,14 +10,14 @@ rule make_demo_stimuli:
         words=f"{STIMULI}/naturalistic/words.tsv",
         frames=f"{STIMULI}/naturalistic/frames.tsv",
         images=directory(f"{STIMULI}/images"),
-    params:
-        demo=config["demo"],
-        n_runs=len(RUNS["naturalistic"]),
-        seed=SEED,
     log:
         "results/logs/make_demo_stimuli.log",
     conda:
         "../../envs/preprocess.yaml"
+    params:
+        demo=config["demo"],
+        n_runs=len(RUNS["naturalistic"]),
+        seed=SEED,
     script:
         "../scripts/make_demo_stimuli.py"
 
@@ -28,15 +28,15 @@ rule make_demo_dataset:
     output:
         files=get_dataset_files(),
         truth=f"{DATASET['root']}/ground_truth/ground_truth.json",
+    log:
+        "results/logs/make_demo_dataset.log",
+    conda:
+        "../../envs/preprocess.yaml"
     params:
         demo=config["demo"],
         subjects=SUBJECTS,
         tasks=TASKS,
         concept_runs=RUNS["concepts"],
         seed=SEED,
-    log:
-        "results/logs/make_demo_dataset.log",
-    conda:
-        "../../envs/preprocess.yaml"
     script:
         "../scripts/make_demo_dataset.py"

@@ -9,18 +9,18 @@ rule fit_encoding:
         map="results/encoding/sub-{subject}/task-{task}/sub-{subject}_task-{task}_model-{model}_cond-{condition}_layer-{layer}_stat-r_statmap.nii.gz",
         voxels="results/encoding/sub-{subject}/task-{task}/sub-{subject}_task-{task}_model-{model}_cond-{condition}_layer-{layer}_voxels.parquet",
         rois="results/encoding/sub-{subject}/task-{task}/sub-{subject}_task-{task}_model-{model}_cond-{condition}_layer-{layer}_rois.parquet",
-    params:
-        encoding=config["encoding"],
-        seed=SEED,
     log:
         "results/logs/fit_encoding/sub-{subject}_task-{task}_model-{model}_cond-{condition}_layer-{layer}.log",
     benchmark:
         "results/benchmarks/fit_encoding/sub-{subject}_task-{task}_model-{model}_cond-{condition}_layer-{layer}.tsv"
+    conda:
+        "../../envs/encoding.yaml"
+    threads: 1
     resources:
         mem_mb=4000,
         runtime=60,
-    threads: 1
-    conda:
-        "../../envs/encoding.yaml"
+    params:
+        encoding=config["encoding"],
+        seed=SEED,
     script:
         "../scripts/fit_encoding.py"

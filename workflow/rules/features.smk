@@ -6,13 +6,13 @@ rule make_noise_images:
         tables=get_stimulus_files,
     output:
         table="results/stimuli/noise/noise_images.tsv",
-    params:
-        stimuli=STIMULI,
-        seed=SEED,
     log:
         "results/logs/make_noise_images.log",
     conda:
         "../../envs/features.yaml"
+    params:
+        stimuli=STIMULI,
+        seed=SEED,
     script:
         "../scripts/make_noise_images.py"
 
@@ -23,19 +23,19 @@ rule extract_features:
         noise=get_noise_table,
     output:
         features="results/features/model-{model}/cond-{condition}/model-{model}_cond-{condition}_task-{task}_features.safetensors",
-    params:
-        spec=get_model_spec,
-        stimuli=STIMULI,
-        seed=SEED,
     log:
         "results/logs/extract_features/model-{model}_cond-{condition}_task-{task}.log",
     benchmark:
         "results/benchmarks/extract_features/model-{model}_cond-{condition}_task-{task}.tsv"
+    conda:
+        "../../envs/features.yaml"
+    threads: 2
     resources:
         mem_mb=4000,
         runtime=60,
-    threads: 2
-    conda:
-        "../../envs/features.yaml"
+    params:
+        spec=get_model_spec,
+        stimuli=STIMULI,
+        seed=SEED,
     script:
         "../scripts/extract_features.py"

@@ -39,14 +39,14 @@ rule plot_layer_profiles:
             caption="../report/layer_profiles.rst",
             category="Layer profiles",
         ),
-    params:
-        figures=config["figures"],
-    wildcard_constraints:
-        analysis="encoding|rsa",
     log:
         "results/logs/plot_layer_profiles/{analysis}.log",
+    wildcard_constraints:
+        analysis="encoding|rsa",
     conda:
         "../../envs/figures.yaml"
+    params:
+        figures=config["figures"],
     script:
         "../scripts/plot_layer_profiles.py"
 
@@ -60,19 +60,23 @@ rule plot_encoding_maps:
             caption="../report/encoding_map.rst",
             category="Encoding maps",
         ),
-    params:
-        figures=config["figures"],
     log:
         "results/logs/plot_encoding_maps/task-{task}.log",
     conda:
         "../../envs/figures.yaml"
+    params:
+        figures=config["figures"],
     script:
         "../scripts/plot_encoding_maps.py"
 
 
 rule plot_rdms:
     input:
-        brain=expand("results/rsa/sub-{subject}/sub-{subject}_roi-{roi}_rdm.safetensors", subject=SUBJECTS, roi=ROIS),
+        brain=expand(
+            "results/rsa/sub-{subject}/sub-{subject}_roi-{roi}_rdm.safetensors",
+            subject=SUBJECTS,
+            roi=ROIS,
+        ),
         models=get_model_rdms,
     output:
         figures=report(
@@ -80,11 +84,11 @@ rule plot_rdms:
             caption="../report/rdms.rst",
             category="RDMs",
         ),
-    params:
-        figures=config["figures"],
     log:
         "results/logs/plot_rdms.log",
     conda:
         "../../envs/figures.yaml"
+    params:
+        figures=config["figures"],
     script:
         "../scripts/plot_rdms.py"

@@ -6,13 +6,13 @@ rule clean_bold:
         unpack(get_naturalistic_inputs),
     output:
         bold="results/preprocess/sub-{subject}/sub-{subject}_task-naturalistic_desc-preproc_bold.safetensors",
-    params:
-        preprocess=config["preprocess"],
-        runs=RUNS["naturalistic"],
     log:
         "results/logs/clean_bold/sub-{subject}.log",
     conda:
         "../../envs/preprocess.yaml"
+    params:
+        preprocess=config["preprocess"],
+        runs=RUNS["naturalistic"],
     script:
         "../scripts/clean_bold.py"
 
@@ -22,11 +22,11 @@ rule average_concept_patterns:
         unpack(get_concept_inputs),
     output:
         patterns="results/preprocess/sub-{subject}/sub-{subject}_task-concepts_desc-preproc_bold.safetensors",
-    params:
-        runs=RUNS["concepts"],
     log:
         "results/logs/average_concept_patterns/sub-{subject}.log",
     conda:
         "../../envs/preprocess.yaml"
+    params:
+        runs=RUNS["concepts"],
     script:
         "../scripts/average_concept_patterns.py"
