@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,12 +24,11 @@ import pandas as pd
 
 from .io import read_json, read_table
 
-__all__ = ["load_atlas", "preprocess_naturalistic", "preprocess_concepts"]
+__all__ = ["load_atlas", "preprocess_naturalistic", "preprocess_concepts", "cosine_drift"]
 
 logger = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike
-_FILTERS = {"cosine": "cosine", "butterworth": "butterworth", None: False}
 _RUN = re.compile(r"_run-(\d+)_")
 
 
@@ -55,12 +55,16 @@ def _read_labels(labels_file: PathLike) -> dict[str, int]:
             f"columns {list(table.columns)}. Write one row per ROI."
         )
     if table["name"].duplicated().any() or table["index"].duplicated().any():
-        raise ValueError(f"atlas labels '{labels_file}' must have unique indices and names; "
-                         "got duplicates. Remove them.")  # fmt: skip
+        raise ValueError(
+            f"atlas labels '{labels_file}' must have unique indices and names; "
+            "got duplicates. Remove them."
+        )
     return {str(name): int(index) for name, index in zip(table["name"], table["index"])}
 
 
-def load_atlas(atlas_file: PathLike, labels_file: PathLike, mask_file: PathLike):
+def load_atlas(
+    atlas_file: PathLike, labels_file: PathLike, mask_file: PathLike
+) -> tuple[Any, Any, dict[str, int]]:
     """Load the brain mask, the ROI atlas on the same grid, and the ROI names.
 
     Parameters
@@ -87,19 +91,29 @@ def load_atlas(atlas_file: PathLike, labels_file: PathLike, mask_file: PathLike)
     _check_grid(atlas_src, atlas_file, mask_src, mask_file, "atlas")
     mask = np.asarray(mask_src.dataobj) > 0
     if mask.ndim != 3 or not mask.any():
-        raise ValueError(f"mask '{mask_file}' must be a 3D image with non-zero voxels; got shape "
-                         f"{mask.shape} with {int(mask.sum())} voxels. Pass a brain mask.")  # fmt: skip
+        raise ValueError(
+            f"mask '{mask_file}' must be a 3D image with non-zero voxels; got shape "
+            f"{mask.shape} with {int(mask.sum())} voxels. Pass a brain mask."
+        )
     labels = np.where(mask, np.rint(np.asarray(atlas_src.dataobj)), 0).astype(np.int32)
     rois = _read_labels(labels_file)
     for name, index in rois.items():
-        logger.info("atlas ROI %s (index %d): %d voxels in the mask", name, index,
-                    int((labels == index).sum()))  # fmt: skip
+        logger.info(
+            "atlas ROI %s (index %d): %d voxels in the mask",
+            name,
+            index,
+            int((labels == index).sum()),
+        )
     unlisted = sorted(set(np.unique(labels)) - set(rois.values()) - {0})
     if unlisted:
-        logger.warning("atlas '%s' labels %s are not in '%s'; kept as-is", atlas_file, unlisted,
-                       labels_file)  # fmt: skip
-    return (nib.Nifti1Image(mask.astype(np.uint8), mask_src.affine),
-            nib.Nifti1Image(labels, mask_src.affine), rois)  # fmt: skip
+        logger.warning(
+            "atlas '%s' labels %s are not in '%s'; kept as-is", atlas_file, unlisted, labels_file
+        )
+    return (
+        nib.Nifti1Image(mask.astype(np.uint8), mask_src.affine),
+        nib.Nifti1Image(labels, mask_src.affine),
+        rois,
+    )
 
 
 def _voxel_labels(mask_img, atlas_img) -> tuple[np.ndarray, np.ndarray]:
@@ -117,8 +131,10 @@ def _mask_run(bold_file: PathLike, mask_img, mask_file: PathLike) -> np.ndarray:
     img = nib.load(str(bold_file))
     _check_grid(img, bold_file, mask_img, mask_file, "BOLD image")
     if img.ndim != 4:
-        raise ValueError(f"BOLD image '{bold_file}' must be 4D (x, y, z, volumes); got shape "
-                         f"{img.shape}. Pass the 4D run.")  # fmt: skip
+        raise ValueError(
+            f"BOLD image '{bold_file}' must be 4D (x, y, z, volumes); got shape "
+            f"{img.shape}. Pass the 4D run."
+        )
     return apply_mask(img, mask_img, dtype="f").astype(np.float64)
 
 
@@ -165,24 +181,68 @@ def _read_confounds(path: PathLike, columns: Sequence[str] | None, n_volumes: in
         logger.info("confounds '%s': filled %d missing values with the column mean", path, n_nan)
         values = np.where(np.isnan(values), np.nanmean(values, axis=0), values)
     if np.isnan(values).any():
-        raise ValueError(f"confounds '{path}' has a column with no numeric value; got "
-                         f"{columns}. Drop it via the confounds parameter.")  # fmt: skip
+        raise ValueError(
+            f"confounds '{path}' has a column with no numeric value; got "
+            f"{columns}. Drop it via the confounds parameter."
+        )
     return values
 
 
+def cosine_drift(n_volumes: int, tr: float, high_pass: float) -> np.ndarray:
+    """DCT-II drift regressors below ``high_pass`` (SPM/fMRIPrep style), without the constant.
+
+    Parameters
+    ----------
+    n_volumes : int
+    tr : float
+        Repetition time (s).
+    high_pass : float
+        Cutoff (Hz): ``floor(2 * n_volumes * tr * high_pass)`` regressors.
+
+    Returns
+    -------
+    drift : array of shape (n_volumes, n_regressors)
+    """
+    order = min(n_volumes - 1, int(np.floor(2 * n_volumes * tr * high_pass)))
+    time = np.arange(n_volumes)[:, None] + 0.5
+    return np.sqrt(2.0 / n_volumes) * np.cos(np.pi / n_volumes * time * np.arange(1, order + 1))
+
+
 def _clean_run(data, conf, *, tr, high_pass, detrend, standardize, high_pass_filter):
-    """nilearn.signal.clean on one run; array of shape (n_volumes, n_voxels)."""
+    """nilearn.signal.clean on one run; array of shape (n_volumes, n_voxels).
+
+    Cosine regressors are built here and passed as confounds: nilearn's own ``filter='cosine'``
+    silently drops them when a confound correlates > 0.9 with one (motion random walks do).
+    """
     from nilearn import signal
 
-    if high_pass_filter not in _FILTERS:
-        raise ValueError(f"parameter 'high_pass_filter' must be one of {list(_FILTERS)}; got "
-                         f"{high_pass_filter!r}. Pick one of those.")  # fmt: skip
-    use_filter = _FILTERS[high_pass_filter] if high_pass else False
-    return signal.clean(
-        data, detrend=detrend, standardize="zscore_sample" if standardize else None,
-        confounds=conf if conf is not None and conf.shape[1] else None, filter=use_filter,
-        high_pass=high_pass if use_filter else None, t_r=tr, standardize_confounds=True,
-    )  # fmt: skip
+    butterworth = False
+    if high_pass_filter == "cosine":
+        if high_pass:
+            conf = np.hstack([conf, cosine_drift(len(data), tr, high_pass)])
+    elif high_pass_filter == "butterworth":
+        butterworth = bool(high_pass)
+    elif high_pass_filter is None:
+        pass
+    else:
+        raise ValueError(
+            f"parameter 'high_pass_filter' must be 'cosine', 'butterworth' or None; "
+            f"got {high_pass_filter!r}. Pick one of those."
+        )
+    with warnings.catch_warnings():  # nilearn 0.13 notes a future change of confound scaling
+        warnings.filterwarnings(
+            "ignore", message=".*confounds will be standardized", category=DeprecationWarning
+        )
+        return signal.clean(
+            data,
+            detrend=detrend,
+            standardize="zscore_sample" if standardize else None,
+            confounds=conf if conf.shape[1] else None,
+            standardize_confounds=True,
+            filter="butterworth" if butterworth else False,
+            high_pass=high_pass if butterworth else None,
+            t_r=tr,
+        )
 
 
 def _check_run_lists(first: Sequence, second: Sequence, names: tuple[str, str]) -> None:
@@ -251,26 +311,56 @@ def preprocess_naturalistic(
         _check_tr(bold_file, tr)
         data = _mask_run(bold_file, mask_img, mask_file)
         conf = _read_confounds(conf_file, confounds, len(data))
-        blocks.append(_clean_run(data, conf, tr=tr, high_pass=high_pass, detrend=detrend,
-                                 standardize=standardize, high_pass_filter=high_pass_filter))  # fmt: skip
+        blocks.append(
+            _clean_run(
+                data,
+                conf,
+                tr=tr,
+                high_pass=high_pass,
+                detrend=detrend,
+                standardize=standardize,
+                high_pass_filter=high_pass_filter,
+            )
+        )
         runs.append(_run_label(bold_file, position))
-        logger.info("sub-%s run %d: %d volumes x %d voxels; regressed %d confounds, detrend=%s, "
-                    "high-pass %s Hz (%s), z-score=%s", subject, runs[-1], *data.shape,
-                    conf.shape[1], detrend, high_pass, high_pass_filter, standardize)  # fmt: skip
+        logger.info(
+            "sub-%s run %d: %d volumes x %d voxels; regressed %d confounds, detrend=%s, "
+            "high-pass %s Hz (%s), z-score=%s",
+            subject,
+            runs[-1],
+            *data.shape,
+            conf.shape[1],
+            detrend,
+            high_pass,
+            high_pass_filter,
+            standardize,
+        )
     roi, ijk = _voxel_labels(mask_img, atlas_img)
-    arrays = {"bold": np.concatenate(blocks).astype(np.float32), "roi": roi, "ijk": ijk,
-              "run": np.repeat(np.array(runs, dtype=np.int32), [len(b) for b in blocks])}  # fmt: skip
-    metadata = {"subject": subject, "task": "naturalistic", "runs": runs, "tr": float(tr),
-                "rois": rois, "affine": mask_img.affine.tolist(), "shape": list(mask_img.shape),
-                "high_pass": high_pass, "high_pass_filter": high_pass_filter, "detrend": detrend,
-                "confounds": None if confounds is None else list(confounds),
-                "standardize": standardize}  # fmt: skip
+    arrays = {
+        "bold": np.concatenate(blocks).astype(np.float32),
+        "roi": roi,
+        "ijk": ijk,
+        "run": np.repeat(np.array(runs, dtype=np.int32), [len(b) for b in blocks]),
+    }
+    metadata = {
+        "subject": subject,
+        "task": "naturalistic",
+        "runs": runs,
+        "tr": float(tr),
+        "rois": rois,
+        "affine": mask_img.affine.tolist(),
+        "shape": list(mask_img.shape),
+        "high_pass": high_pass,
+        "high_pass_filter": high_pass_filter,
+        "detrend": detrend,
+        "confounds": None if confounds is None else list(confounds),
+        "standardize": standardize,
+    }
     return arrays, metadata
 
 
 # ----------------------------------------------------------------------------- concepts
-def _read_events(events_file: PathLike, n_volumes: int) -> pd.DataFrame:
-    events = read_table(events_file)
+def _check_events(events: pd.DataFrame, events_file: PathLike, n_volumes: int) -> pd.DataFrame:
     if "concept" not in events.columns or len(events) != n_volumes:
         raise ValueError(
             f"events '{events_file}' must have a 'concept' column and one row per volume "
@@ -283,8 +373,6 @@ def _read_events(events_file: PathLike, n_volumes: int) -> pd.DataFrame:
 
 def _concept_means(data, events, concepts, events_file) -> tuple[np.ndarray, np.ndarray]:
     """Average z-scored trials per concept: (n_concepts, n_voxels) and trials per concept."""
-    from nilearn.signal import standardize_signal
-
     present = set(events["concept"])
     missing, unknown = sorted(set(concepts) - present), sorted(present - set(concepts))
     if missing or unknown:
@@ -292,7 +380,8 @@ def _concept_means(data, events, concepts, events_file) -> tuple[np.ndarray, np.
             f"events '{events_file}' must contain every concept exactly as listed; missing "
             f"{missing[:5]}, unknown {unknown[:5]}. Check the events or the concept list."
         )
-    zscored = standardize_signal(data, detrend=False, standardize="zscore_sample")
+    std = data.std(axis=0, ddof=1) if len(data) > 1 else np.zeros(data.shape[1])
+    zscored = (data - data.mean(axis=0)) / np.where(std > 0, std, 1.0)  # as nilearn zscore_sample
     codes = pd.Categorical(events["concept"], categories=concepts).codes
     design = np.zeros((len(concepts), len(codes)))
     design[codes, np.arange(len(codes))] = 1.0
@@ -345,21 +434,38 @@ def preprocess_concepts(
     by_run, counts, runs = [], [], []
     for position, (bold_file, events_file) in enumerate(zip(bold_files, events_files)):
         data = _mask_run(bold_file, mask_img, mask_file)
-        events = _read_events(events_file, len(data))
+        events = _check_events(tables[position], events_file, len(data))
         means, n_trials = _concept_means(data, events, concepts, events_file)
         by_run.append(means)
         counts.append(n_trials)
         runs.append(_run_label(bold_file, position))
     repeats = np.sum(counts, axis=0)
     n_repeats = int(repeats[0]) if (repeats == repeats[0]).all() else repeats.tolist()
-    logger.info("sub-%s concepts: %d runs, %d concepts x %d voxels, trials z-scored per run, "
-                "%s trials averaged per concept", subject, len(runs), len(concepts),
-                by_run[0].shape[1], n_repeats)  # fmt: skip
+    logger.info(
+        "sub-%s concepts: %d runs, %d concepts x %d voxels, trials z-scored per run, "
+        "%s trials averaged per concept",
+        subject,
+        len(runs),
+        len(concepts),
+        by_run[0].shape[1],
+        n_repeats,
+    )
     roi, ijk = _voxel_labels(mask_img, atlas_img)
     stacked = np.stack(by_run)
-    arrays = {"patterns": stacked.mean(axis=0).astype(np.float32), "roi": roi, "ijk": ijk,
-              "patterns_by_run": stacked.astype(np.float32)}  # fmt: skip
-    metadata = {"subject": subject, "task": "concepts", "stimuli": concepts, "rois": rois,
-                "affine": mask_img.affine.tolist(), "shape": list(mask_img.shape), "runs": runs,
-                "n_repeats": n_repeats}  # fmt: skip
+    arrays = {
+        "patterns": stacked.mean(axis=0).astype(np.float32),
+        "roi": roi,
+        "ijk": ijk,
+        "patterns_by_run": stacked.astype(np.float32),
+    }
+    metadata = {
+        "subject": subject,
+        "task": "concepts",
+        "stimuli": concepts,
+        "rois": rois,
+        "affine": mask_img.affine.tolist(),
+        "shape": list(mask_img.shape),
+        "runs": runs,
+        "n_repeats": n_repeats,
+    }
     return arrays, metadata

@@ -15,6 +15,7 @@ with log_to_file(snakemake.log[0]):
         generators=generators,
         n_subjects=len(snakemake.params.subjects),
         n_concept_runs=len(snakemake.params.concept_runs),
+        n_contexts=demo["n_contexts"],
         voxel_size=demo["voxel_size"],
         snr=demo["snr"],
         ar1_phi=demo["ar1_phi"],

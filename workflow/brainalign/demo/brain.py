@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from typing import Any
 
 import numpy as np
 
@@ -74,7 +75,7 @@ def _nifti(data: np.ndarray, affine: np.ndarray):
     return img
 
 
-def make_demo_brain(voxel_size: float = 8.0):
+def make_demo_brain(voxel_size: float = 8.0) -> tuple[Any, Any, dict[str, int]]:
     """Brain mask and ROI atlas on an isotropic ``voxel_size`` grid in MNI space.
 
     Parameters
@@ -101,9 +102,13 @@ def make_demo_brain(voxel_size: float = 8.0):
     with warnings.catch_warnings():  # linear on purpose: partial volume, thresholded below
         warnings.filterwarnings("ignore", message="Resampling binary images", category=UserWarning)
         resampled = image.resample_img(
-            mni, target_affine=affine, target_shape=shape, interpolation="linear",
-            force_resample=True, copy_header=True,
-        )  # fmt: skip
+            mni,
+            target_affine=affine,
+            target_shape=shape,
+            interpolation="linear",
+            force_resample=True,
+            copy_header=True,
+        )
     mask = np.asarray(resampled.get_fdata()) >= 0.5
     labels = _paint_spheres(mask, affine)
     logger.info("demo brain: %s grid at %.1f mm, %d brain voxels", shape, voxel_size, mask.sum())

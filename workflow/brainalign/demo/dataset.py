@@ -47,6 +47,16 @@ _TASKS = ("concepts", "naturalistic")
 _STREAMS = {"weights": 0, "concepts": 1, "naturalistic": 2}
 _ATLAS = "space-MNI152_atlas-demo_dseg"
 _MASK = "space-MNI152_desc-brain_mask.nii.gz"
+_SIGNAL_DEFINITION = (
+    "standardised layer features x Gaussian voxel weights (with a shared rank-3 part), "
+    "HRF-convolved for the naturalistic task, scaled to variance snr (noise variance 1); "
+    "stored for the driven voxels in sub-XX_task-T_desc-signal.safetensors"
+)
+_FRACTION_DEFINITION = (
+    "per voxel var(signal) / (var(signal) + var(noise)) over the realised trials (concepts: "
+    "trial noise) or TRs (naturalistic: AR(1) noise, i.e. what perfect removal of drift and "
+    "confounds would leave); 0 outside the driven ROIs"
+)
 
 
 # ----------------------------------------------------------------------------- generators
@@ -61,64 +71,97 @@ def _load_layer(path: str | os.PathLike, layer: int, task: str) -> tuple[np.ndar
         )
     if key not in arrays:
         have = sorted(k for k in arrays if k.startswith("layer-"))
-        raise ValueError(f"features file '{path}' has no array '{key}'; it has {have}. "
-                         "Pick one of those layers.")  # fmt: skip
-    record = {"file": Path(path).name, "sha256": sha256_file(path), "layer": layer,
-              **{k: meta.get(k) for k in ("model", "model_id", "condition")}}  # fmt: skip
+        raise ValueError(
+            f"features file '{path}' has no array '{key}'; it has {have}. "
+            "Pick one of those layers."
+        )
+    record = {
+        "file": Path(path).name,
+        "sha256": sha256_file(path),
+        "layer": layer,
+        **{k: meta.get(k) for k in ("model", "model_id", "condition")},
+    }
     return np.asarray(arrays[key], dtype=np.float64), arrays, {**meta, "record": record}
 
 
+def _load_concepts(path: str | os.PathLike, layer: int) -> dict[str, Any]:
+    features, _, meta = _load_layer(path, layer, "concepts")
+    stimuli = [str(c) for c in meta.get("stimuli", [])]
+    if len(stimuli) != len(features) or len(set(stimuli)) != len(stimuli):
+        raise ValueError(
+            f"features file '{path}' must list {len(features)} unique concepts in "
+            f"metadata 'stimuli'; got {len(stimuli)}. Re-run the extraction."
+        )
+    return {"concepts": features, "stimuli": stimuli, "record": meta["record"]}
+
+
+def _load_naturalistic(path: str | os.PathLike, layer: int) -> dict[str, Any]:
+    features, arrays, meta = _load_layer(path, layer, "naturalistic")
+    if "run" not in arrays or len(arrays["run"]) != len(features) or "tr" not in meta:
+        raise ValueError(
+            f"features file '{path}' needs an array 'run' with one entry per row "
+            f"({len(features)}) and metadata 'tr'; re-run the TR alignment."
+        )
+    run = np.asarray(arrays["run"], dtype=np.int64)
+    return {
+        "naturalistic": features,
+        "run": run,
+        "runs": [int(r) for r in pd.unique(run)],
+        "tr": float(meta["tr"]),
+        "record": meta["record"],
+    }
+
+
+_TASK_LOADERS = {"concepts": _load_concepts, "naturalistic": _load_naturalistic}
+
+
 def load_generator_features(roi: str, spec: Mapping[str, Any]) -> dict[str, Any]:
-    """Read and check one ROI's generator: concept and naturalistic features of one layer.
+    """Read and check one ROI's generator: one layer's features for one or both tasks.
 
     Parameters
     ----------
     roi : str
         ROI name (for messages).
     spec : mapping
-        Keys ``concepts`` and ``naturalistic`` (paths to features files) and ``layer`` (int).
+        ``layer`` (int) and at least one of ``concepts`` and ``naturalistic`` (paths to
+        features files of that task).
 
     Returns
     -------
     generator : dict
-        ``concepts`` array (n_concepts, n_features), ``stimuli`` (list of str),
-        ``naturalistic`` array (n_trs_total, n_features), ``run`` (n_trs_total,),
-        ``runs`` (list of int), ``tr`` (float) and ``record`` (provenance per task).
+        ``tasks`` (the tasks given), ``record`` (provenance per task) and, per task,
+        concepts: ``concepts`` array (n_concepts, n_features) and ``stimuli`` (list of str);
+        naturalistic: ``naturalistic`` array (n_trs_total, n_features), ``run``
+        (n_trs_total,), ``runs`` (list of int) and ``tr`` (float).
     """
-    missing = {"concepts", "naturalistic", "layer"} - set(spec)
-    layer = spec.get("layer")
-    if missing or isinstance(layer, bool) or not isinstance(layer, (int, np.integer)):
+    is_mapping = isinstance(spec, Mapping)
+    tasks = [task for task in _TASKS if is_mapping and task in spec]
+    layer = spec.get("layer") if is_mapping else None
+    if not tasks or isinstance(layer, bool) or not isinstance(layer, (int, np.integer)):
         raise ValueError(
-            f"generators['{roi}'] must be a dict with keys 'concepts', 'naturalistic' (paths) "
-            f"and 'layer' (int); got keys {sorted(spec)} and layer {layer!r}. Fix the generator."
+            f"generators['{roi}'] must be a dict with 'layer' (int) and paths under 'concepts' "
+            f"and/or 'naturalistic'; got {dict(spec) if isinstance(spec, Mapping) else spec!r}. "
+            "Fix the generator."
         )
-    concepts, _, c_meta = _load_layer(spec["concepts"], int(layer), "concepts")
-    natural, n_arrays, n_meta = _load_layer(spec["naturalistic"], int(layer), "naturalistic")
-    if "run" not in n_arrays or len(n_arrays["run"]) != len(natural):
-        raise ValueError(f"features file '{spec['naturalistic']}' needs an array 'run' with one "
-                         f"entry per row ({len(natural)}); re-run the TR alignment.")  # fmt: skip
-    return {
-        "concepts": concepts, "stimuli": list(c_meta["stimuli"]), "naturalistic": natural,
-        "run": np.asarray(n_arrays["run"], dtype=np.int64), "tr": float(n_meta["tr"]),
-        "runs": [int(r) for r in n_meta["runs"]],
-        "record": {"concepts": c_meta["record"], "naturalistic": n_meta["record"]},
-    }  # fmt: skip
+    generator: dict[str, Any] = {"tasks": tasks, "record": {}}
+    for task in tasks:
+        loaded = _TASK_LOADERS[task](spec[task], int(layer))
+        generator["record"][task] = loaded.pop("record")
+        generator.update(loaded)
+    return generator
 
 
-def _check_same_design(loaded: dict[str, dict]) -> None:
-    """All generators must share the concept set, the runs and the TR."""
-    first_roi, first = next(iter(loaded.items()))
-    for roi, gen in loaded.items():
+def _same_design(gen: dict, first: dict) -> bool:
+    same = gen["tasks"] == first["tasks"]
+    if same and "concepts" in gen["tasks"]:
         same = sorted(gen["stimuli"]) == sorted(first["stimuli"])
-        same = same and np.array_equal(gen["run"], first["run"]) and gen["tr"] == first["tr"]
-        if not same:
-            raise ValueError(
-                f"generators '{roi}' and '{first_roi}' must describe the same stimuli; got "
-                f"different concept sets, runs or TR. Extract both from the same stimuli folder."
-            )
+    if same and "naturalistic" in gen["tasks"]:
+        same = np.array_equal(gen["run"], first["run"]) and gen["tr"] == first["tr"]
+    return same
 
 
 def _load_generators(generators: Mapping[str, Mapping], rois: dict[str, int]) -> dict[str, dict]:
+    """Every generator, checked to share tasks, concepts, runs and TR; concepts realigned."""
     allowed = sorted(name for name in rois if name != "control")
     if not isinstance(generators, Mapping) or not generators or set(generators) - set(allowed):
         got = sorted(generators) if isinstance(generators, Mapping) else type(generators).__name__
@@ -127,11 +170,16 @@ def _load_generators(generators: Mapping[str, Mapping], rois: dict[str, int]) ->
             f"{got}. The 'control' ROI is never driven."
         )
     loaded = {roi: load_generator_features(roi, generators[roi]) for roi in sorted(generators)}
-    _check_same_design(loaded)
-    concepts = loaded[next(iter(loaded))]["stimuli"]
-    for gen in loaded.values():  # realign every generator's rows to one concept order
-        order = [gen["stimuli"].index(c) for c in concepts]
-        gen["concepts"], gen["stimuli"] = gen["concepts"][order], list(concepts)
+    first_roi, first = next(iter(loaded.items()))
+    for roi, gen in loaded.items():
+        if not _same_design(gen, first):
+            raise ValueError(
+                f"generators '{roi}' and '{first_roi}' must describe the same stimuli; got "
+                "different tasks, concept sets, runs or TR. Extract both from the same stimuli."
+            )
+        if "concepts" in gen["tasks"]:  # realign rows to the first generator's concept order
+            order = [gen["stimuli"].index(c) for c in first["stimuli"]]
+            gen["concepts"], gen["stimuli"] = gen["concepts"][order], list(first["stimuli"])
     return loaded
 
 
@@ -175,9 +223,13 @@ def _simulate_concepts(loaded, signal, n_runs, n_contexts, *, random_state) -> d
         rows = np.array([c for c, _ in trials])
         noise = random_state.standard_normal((len(trials), n_voxels))
         offset = random_state.normal(0.0, 2.0, n_voxels)
-        events = pd.DataFrame({"trial": np.arange(1, len(trials) + 1),
-                               "concept": [concepts[c] for c in rows],
-                               "context": [k for _, k in trials]})  # fmt: skip
+        events = pd.DataFrame(
+            {
+                "trial": np.arange(1, len(trials) + 1),
+                "concept": [concepts[c] for c in rows],
+                "context": [k for _, k in trials],
+            }
+        )
         runs.append((events, offset + gain * (signal[rows] + noise)))
         planted.append(signal[rows])
         noises.append(noise)
@@ -190,7 +242,7 @@ def _simulate_naturalistic(loaded, signal, phi, *, random_state) -> dict[str, An
     gen = next(iter(loaded.values()))
     n_voxels = signal.shape[1]
     baseline = 1000.0 * random_state.uniform(0.8, 1.2, n_voxels)
-    loadings = random_state.normal(0.0, 0.6, (6, n_voxels))
+    loadings = random_state.normal(0.0, 1.0, (6, n_voxels))
     runs, noises = [], []
     for label in gen["runs"]:
         rows = gen["run"] == label
@@ -242,52 +294,60 @@ def _write_truth_arrays(out, sub, task, signal, roi_of_voxel, ijk, loaded, rois,
     """The planted signal of the driven voxels, labelled (units: noise sd)."""
     gen = next(iter(loaded.values()))
     driven = np.isin(roi_of_voxel, [rois[name] for name in loaded])
-    arrays = {"signal": signal[:, driven].astype(np.float32),
-              "roi": roi_of_voxel[driven].astype(np.int32), "ijk": ijk[driven].astype(np.int32)}
+    arrays = {
+        "signal": signal[:, driven].astype(np.float32),
+        "roi": roi_of_voxel[driven].astype(np.int32),
+        "ijk": ijk[driven].astype(np.int32),
+    }
     meta = {"subject": sub, "task": task, "rois": rois, "snr": snr, "units": "noise sd"}
     if task == "concepts":
         meta["stimuli"] = gen["stimuli"]
     else:
         arrays["run"] = gen["run"].astype(np.int32)
         meta.update(runs=gen["runs"], tr=gen["tr"])
-    save_arrays(out / "ground_truth" / f"sub-{sub}_task-{task}_desc-signal.safetensors",
-                arrays, meta)  # fmt: skip
+    save_arrays(
+        out / "ground_truth" / f"sub-{sub}_task-{task}_desc-signal.safetensors", arrays, meta
+    )
 
 
 def _simulate_subject(out, index, loaded, brain, params) -> None:
     mask, affine, roi_of_voxel, ijk, rois = brain
     sub, seed, snr = f"{index + 1:02d}", params["seed"], params["snr"]
-    for task in _TASKS:
+    for task in next(iter(loaded.values()))["tasks"]:
         signal = _planted(task, loaded, roi_of_voxel, rois, seed, index, snr)
         rng = _rng(seed, index, task)
         if task == "concepts":
-            sim = _simulate_concepts(loaded, signal, params["n_concept_runs"],
-                                     params["n_contexts"], random_state=rng)  # fmt: skip
+            sim = _simulate_concepts(
+                loaded, signal, params["n_concept_runs"], params["n_contexts"], random_state=rng
+            )
             _write_concepts(out, sub, sim, mask, affine)
         else:
             sim = _simulate_naturalistic(loaded, signal, params["ar1_phi"], random_state=rng)
             _write_naturalistic(out, sub, sim, mask, affine, next(iter(loaded.values()))["tr"])
         _write_truth_arrays(out, sub, task, signal, roi_of_voxel, ijk, loaded, rois, snr)
-        save_nifti(_volume(sim["fraction"], mask, affine, None),
-                   out / "ground_truth" / f"sub-{sub}_task-{task}_desc-signalfraction_map.nii.gz")
-        logger.info("sub-%s task-%s: mean planted signal fraction %.3f in driven voxels", sub,
-                    task, sim["fraction"][signal.any(axis=0)].mean())  # fmt: skip
+        save_nifti(
+            _volume(sim["fraction"], mask, affine, None),
+            out / "ground_truth" / f"sub-{sub}_task-{task}_desc-signalfraction_map.nii.gz",
+        )
+        logger.info(
+            "sub-%s task-%s: mean planted signal fraction %.3f in driven voxels",
+            sub,
+            task,
+            sim["fraction"][signal.any(axis=0)].mean(),
+        )
 
 
 def _write_ground_truth(out: Path, loaded: dict, rois: dict, params: dict) -> None:
     truth = {
         "generators": {roi: gen["record"] for roi, gen in loaded.items()},
+        "tasks": next(iter(loaded.values()))["tasks"],
         "undriven_rois": sorted(set(rois) - set(loaded)),
         "rois": rois,
         **params,
-        "signal": "standardised layer features x Gaussian weights (shared rank-3 part), "
-                  "HRF-convolved for the naturalistic task, scaled to variance snr "
-                  "(noise variance 1)",  # fmt: skip
-        "signalfraction": "per voxel var(signal) / (var(signal) + var(noise)) over the "
-                          "realised trials (concepts: trial noise) or TRs (naturalistic: AR(1) "
-                          "noise, i.e. what perfect drift and confound removal leaves)",
+        "signal": _SIGNAL_DEFINITION,
+        "signalfraction": _FRACTION_DEFINITION,
         "generated_by": f"brainalign {__version__} make_demo_dataset",
-    }  # fmt: skip
+    }
     write_json(truth, out / "ground_truth" / "ground_truth.json")
 
 
@@ -295,8 +355,9 @@ def _write_brain(out: Path, mask_img, atlas_img, rois: dict[str, int]):
     """Mask, atlas and labels; returns (mask, affine, roi_of_voxel, ijk, rois)."""
     save_nifti(mask_img, out / _MASK)
     save_nifti(atlas_img, out / f"{_ATLAS}.nii.gz")
-    write_table(pd.DataFrame({"index": list(rois.values()), "name": list(rois)}),
-                out / f"{_ATLAS}.tsv")  # fmt: skip
+    write_table(
+        pd.DataFrame({"index": list(rois.values()), "name": list(rois)}), out / f"{_ATLAS}.tsv"
+    )
     mask = np.asarray(mask_img.dataobj) > 0
     roi_of_voxel = np.asarray(atlas_img.dataobj)[mask].astype(np.int64)
     return mask, mask_img.affine, roi_of_voxel, np.argwhere(mask), rois
@@ -313,8 +374,9 @@ def _check_dataset_params(n_subjects, n_concept_runs, n_contexts, snr, ar1_phi) 
         )
     check_positive_float("snr", snr)
     if not (isinstance(ar1_phi, (int, float)) and 0.0 <= ar1_phi < 1.0):
-        raise ValueError(f"parameter 'ar1_phi' must be a number in [0, 1); got {ar1_phi!r}. "
-                         "Use e.g. 0.5.")  # fmt: skip
+        raise ValueError(
+            f"parameter 'ar1_phi' must be a number in [0, 1); got {ar1_phi!r}. Use e.g. 0.5."
+        )
 
 
 def make_demo_dataset(
@@ -339,8 +401,9 @@ def make_demo_dataset(
         ROI name (``language``, ``visual``) -> ``dict(concepts=path, naturalistic=path,
         layer=int)``: features files per the contract (concept features of shape
         (n_concepts, n_features); TR-aligned features of shape (n_trs_total, n_features) with
-        array ``run``). Concepts, runs and TR of the dataset come from these files. ROIs not
-        listed (always ``control``) are pure noise.
+        array ``run``). Concepts, runs and TR of the dataset come from these files. A task
+        left out of every generator is not simulated. ROIs not listed (always ``control``)
+        are pure noise.
     n_subjects : int
         Subjects ``01``, ``02``...; each has its own voxel weights and noise.
     n_concept_runs : int
@@ -367,15 +430,34 @@ def make_demo_dataset(
     mask_img, atlas_img, rois = make_demo_brain(check_positive_float("voxel_size", voxel_size))
     loaded = _load_generators(generators, rois)
     brain = _write_brain(out, mask_img, atlas_img, rois)
-    params = {"seed": seed, "snr": float(snr), "ar1_phi": float(ar1_phi),
-              "n_subjects": n_subjects, "n_concept_runs": n_concept_runs,
-              "n_contexts": n_contexts, "voxel_size": float(voxel_size)}  # fmt: skip
-    write_json({"Name": "brainalign synthetic demo", "BIDSVersion": "1.9.0",
-                "DatasetType": "raw", "GeneratedBy": [{"Name": "brainalign",
-                "Version": __version__}]}, out / "dataset_description.json")  # fmt: skip
+    params = {
+        "seed": seed,
+        "snr": float(snr),
+        "ar1_phi": float(ar1_phi),
+        "n_subjects": n_subjects,
+        "n_concept_runs": n_concept_runs,
+        "n_contexts": n_contexts,
+        "voxel_size": float(voxel_size),
+    }
+    write_json(
+        {
+            "Name": "brainalign synthetic demo",
+            "BIDSVersion": "1.9.0",
+            "DatasetType": "raw",
+            "GeneratedBy": [{"Name": "brainalign", "Version": __version__}],
+        },
+        out / "dataset_description.json",
+    )
     for index in range(n_subjects):
         _simulate_subject(out, index, loaded, brain, params)
     _write_ground_truth(out, loaded, brain[4], params)
-    logger.info("demo dataset: %d subjects, driven ROIs %s, snr %.3g, phi %.2f, seed %d -> %s",
-                n_subjects, sorted(loaded), snr, ar1_phi, seed, out)  # fmt: skip
+    logger.info(
+        "demo dataset: %d subjects, driven ROIs %s, snr %.3g, phi %.2f, seed %d -> %s",
+        n_subjects,
+        sorted(loaded),
+        snr,
+        ar1_phi,
+        seed,
+        out,
+    )
     return out

@@ -135,11 +135,11 @@ def slow_drift(
     Returns
     -------
     drift : array of shape (n_samples, n_voxels)
-        Amplitudes drawn from N(0, 1.5^2) per voxel and component.
+        Amplitudes drawn from N(0, 3^2) per voxel and component.
     """
     time = np.arange(n_samples) * tr
     basis = np.stack([time / time[-1] - 0.5, np.cos(np.pi * time / time[-1])], axis=1)
-    return basis @ random_state.normal(0.0, 1.5, (2, n_voxels))
+    return basis @ random_state.normal(0.0, 3.0, (2, n_voxels))
 
 
 def motion_confounds(n_samples: int, *, random_state: np.random.Generator) -> pd.DataFrame:

@@ -28,9 +28,24 @@ logger = logging.getLogger(__name__)
 
 #: scikit-image sample images stored as PNG inside the package (no download, lossless decoding).
 IMAGE_SOURCES = (
-    "astronaut", "camera", "coffee", "chelsea", "horse", "coins", "moon", "page", "text",
-    "clock", "brick", "grass", "gravel", "colorwheel", "logo", "immunohistochemistry", "cell",
-)  # fmt: skip
+    "astronaut",
+    "camera",
+    "coffee",
+    "chelsea",
+    "horse",
+    "coins",
+    "moon",
+    "page",
+    "text",
+    "clock",
+    "brick",
+    "grass",
+    "gravel",
+    "colorwheel",
+    "logo",
+    "immunohistochemistry",
+    "cell",
+)
 
 _WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?")
 _SLOT = "{w}"
@@ -110,9 +125,7 @@ def _load_source(name: str) -> np.ndarray:
     return _to_rgb(np.asarray(getattr(skimage.data, name)()))
 
 
-def _crop_image(
-    source: np.ndarray, size: int, *, random_state: np.random.Generator
-) -> np.ndarray:
+def _crop_image(source: np.ndarray, size: int, *, random_state: np.random.Generator) -> np.ndarray:
     """A random square crop (35-90 % of the short side), maybe mirrored, resized to ``size``."""
     from PIL import Image
 
@@ -145,8 +158,13 @@ def _write_concept_images(
         with atomic_write(out_dir / rel) as tmp:
             Image.fromarray(pixels).save(tmp, format="PNG")
         paths.append(rel)
-    logger.info("wrote %d images of %dx%d px cut from %d scikit-image samples",
-                len(paths), size, size, len(cache))  # fmt: skip
+    logger.info(
+        "wrote %d images of %dx%d px cut from %d scikit-image samples",
+        len(paths),
+        size,
+        size,
+        len(cache),
+    )
     return paths
 
 
@@ -183,8 +201,10 @@ def make_transcript(
             if clock + timed[-1][0] + timed[-1][1] > run_ms:
                 break
             order.pop(0)
-            rows += [(run, (clock + on) / 1000, dur / 1000, w, sentence, s, e)
-                     for on, dur, w, s, e in timed]  # fmt: skip
+            rows += [
+                (run, (clock + on) / 1000, dur / 1000, w, sentence, s, e)
+                for on, dur, w, s, e in timed
+            ]
             clock += timed[-1][0] + timed[-1][1] + int(random_state.integers(300, 1001))
     columns = ["run", "onset", "duration", "word", "sentence", "char_start", "char_end"]
     return pd.DataFrame(rows, columns=columns)
@@ -292,7 +312,17 @@ def make_demo_stimuli(
     write_table(words, out_dir / "naturalistic" / "words.tsv")
     write_table(frames, out_dir / "naturalistic" / "frames.tsv")
     rate = len(words) / (n_runs * run_ms / 1000)
-    logger.info("demo stimuli: %d concepts x %d contexts, %d runs of %d TRs (TR %.2f s), "
-                "%d words (%.2f words/s), %d shots -> %s", n_concepts, n_contexts, n_runs,
-                n_trs, tr, len(words), rate, len(frames), out_dir)  # fmt: skip
+    logger.info(
+        "demo stimuli: %d concepts x %d contexts, %d runs of %d TRs (TR %.2f s), "
+        "%d words (%.2f words/s), %d shots -> %s",
+        n_concepts,
+        n_contexts,
+        n_runs,
+        n_trs,
+        tr,
+        len(words),
+        rate,
+        len(frames),
+        out_dir,
+    )
     return out_dir

@@ -8,10 +8,11 @@ splits), :mod:`.ridge` (nested cross-validated himalaya ridge), :mod:`.scoring`
 from .cv import KINDS, inner_splits, outer_splits
 from .delays import make_delays
 from .ridge import SOLVERS, EncodingResult, fit_encoding, log_alpha_edges, snap_to_grid
-from .scoring import score_predictions
+from .scoring import SCORINGS, score_folds, score_predictions
 
 __all__ = [
     "KINDS",
+    "SCORINGS",
     "SOLVERS",
     "EncodingResult",
     "fit_encoding",
@@ -19,6 +20,7 @@ __all__ = [
     "log_alpha_edges",
     "make_delays",
     "outer_splits",
+    "score_folds",
     "score_predictions",
     "snap_to_grid",
 ]

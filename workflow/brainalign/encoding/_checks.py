@@ -29,7 +29,9 @@ def check_2d(array: Any, name: str) -> np.ndarray:
     if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
         raise ValueError(f"'{name}' must hold real numbers; got dtype {array.dtype}")
     if 0 in array.shape:
-        raise ValueError(f"'{name}' must have at least one row and one column; got shape {array.shape}")
+        raise ValueError(
+            f"'{name}' must have at least one row and one column; got shape {array.shape}"
+        )
     array = np.asarray(array, dtype=np.float32)
     n_bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
     if n_bad:

@@ -102,8 +102,9 @@ def _outer_timeseries(groups: np.ndarray, n_folds: int | None, random_state) -> 
             f"got {runs.size} ({runs.tolist()}). Supply more runs or use kind 'concepts'"
         )
     if n_folds is not None and n_folds != runs.size:
-        logger.info("timeseries: leave-one-run-out over %d runs (n_folds=%s ignored)",
-                    runs.size, n_folds)
+        logger.info(
+            "timeseries: leave-one-run-out over %d runs (n_folds=%s ignored)", runs.size, n_folds
+        )
     return _splits_from_blocks(groups, [runs[[i]] for i in range(runs.size)])
 
 
@@ -112,8 +113,8 @@ def _outer_concepts(groups: np.ndarray, n_folds: int | None, random_state) -> li
     concepts = np.unique(groups)
     if n_folds > concepts.size:
         raise ValueError(
-            f"'n_folds' ({n_folds}) must not exceed the number of concepts in 'groups' "
-            f"({concepts.size}); lower it"
+            f"outer 'n_folds' ({n_folds}) exceeds the {concepts.size} concepts in 'groups'; "
+            "lower 'n_folds' ('n_outer_folds' of fit_encoding)"
         )
     shuffled = np.random.default_rng(random_state).permutation(concepts)
     return _splits_from_blocks(groups, np.array_split(shuffled, n_folds))
@@ -130,10 +131,7 @@ def _inner_timeseries(groups: np.ndarray, n_folds: int) -> list[Split]:
             "single training run; lower 'n_inner_folds'"
         )
     positions = np.arange(n_train)
-    return [
-        (np.setdiff1d(positions, block), block)
-        for block in np.array_split(positions, n_folds)
-    ]
+    return [(np.setdiff1d(positions, block), block) for block in np.array_split(positions, n_folds)]
 
 
 def _inner_concepts(groups: np.ndarray, n_folds: int) -> list[Split]:

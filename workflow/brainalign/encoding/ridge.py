@@ -4,8 +4,9 @@ For every outer fold: features are z-scored with training statistics, the
 voxels are centred with their training means, himalaya's ``RidgeCV`` (or
 ``KernelRidgeCV`` when there are more features than training samples) picks
 one alpha per voxel by inner cross-validation and predicts the held-out
-samples. Held-out predictions of all folds are concatenated - each sample is
-predicted exactly once - and scored per voxel.
+samples. Each sample is predicted exactly once; the predictions are scored
+per voxel, by default per test fold and averaged over folds (see
+:mod:`brainalign.encoding.scoring` for why not on the concatenation).
 
 The library asks ``himalaya.backend.get_backend()``; it never sets the backend
 (scripts do, once, at their entry).
@@ -23,7 +24,7 @@ import numpy as np
 from ._checks import check_2d, check_alphas, check_delays, check_groups, check_n_folds, lookup
 from .cv import KINDS, Split, inner_splits, outer_splits
 from .delays import make_delays
-from .scoring import score_predictions
+from .scoring import MIN_FOLD_SAMPLES, SCORINGS, score_folds
 
 __all__ = ["EncodingResult", "fit_encoding", "SOLVERS"]
 
@@ -32,16 +33,19 @@ logger = logging.getLogger(__name__)
 EDGE_WARN_SHARE = 0.10
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class EncodingResult:
     """Cross-validated encoding performance of one feature set.
 
     Attributes
     ----------
     r : array of shape (n_voxels,), float32
-        Pearson correlation between held-out predictions and data.
+        Pearson correlation between held-out predictions and data, summarised
+        over folds as ``scoring`` says.
     r2 : array of shape (n_voxels,), float32
-        Coefficient of determination of the held-out predictions.
+        Coefficient of determination of the held-out predictions, likewise.
+    r_folds, r2_folds : arrays of shape (n_outer_folds, n_voxels), float32
+        The same scores for each test fold alone (NaN for folds of < 3 samples).
     alpha : array of shape (n_outer_folds, n_voxels), float64
         Alpha chosen by the inner cross-validation, per fold and voxel.
     predictions : array of shape (n_samples, n_voxels), float32
@@ -56,10 +60,14 @@ class EncodingResult:
         FIR delays used (samples).
     solver : {"primal", "kernel"}
         Which himalaya estimator was fitted.
+    scoring : {"fold_mean", "concatenated"}
+        How ``r`` and ``r2`` summarise the folds.
     """
 
     r: np.ndarray
     r2: np.ndarray
+    r_folds: np.ndarray
+    r2_folds: np.ndarray
     alpha: np.ndarray
     predictions: np.ndarray
     fold: np.ndarray
@@ -67,13 +75,15 @@ class EncodingResult:
     n_samples: int
     delays: tuple[int, ...]
     solver: str
+    scoring: str
 
 
 def _make_primal(alphas: np.ndarray, cv: list[Split], n_targets_batch: int | None) -> Any:
     from himalaya.ridge import RidgeCV
 
-    params = dict(n_targets_batch=n_targets_batch, n_targets_batch_refit=n_targets_batch,
-                  warn=False)
+    params = dict(
+        n_targets_batch=n_targets_batch, n_targets_batch_refit=n_targets_batch, warn=False
+    )
     return RidgeCV(alphas=alphas, fit_intercept=False, cv=cv, solver_params=params)
 
 
@@ -81,8 +91,9 @@ def _make_kernel(alphas: np.ndarray, cv: list[Split], n_targets_batch: int | Non
     from himalaya.kernel_ridge import KernelRidgeCV
 
     params = dict(n_targets_batch=n_targets_batch, n_targets_batch_refit=n_targets_batch)
-    return KernelRidgeCV(alphas=alphas, kernel="linear", fit_intercept=False, cv=cv,
-                         solver_params=params, warn=False)
+    return KernelRidgeCV(
+        alphas=alphas, kernel="linear", fit_intercept=False, cv=cv, solver_params=params, warn=False
+    )
 
 
 SOLVERS = {"primal": _make_primal, "kernel": _make_kernel}
@@ -101,6 +112,7 @@ def fit_encoding(
     random_state: int | None = 0,
     n_targets_batch: int | None = None,
     solver: str = "auto",
+    scoring: str = "fold_mean",
 ) -> EncodingResult:
     """Fit and score a voxel-wise ridge encoding model by nested cross-validation.
 
@@ -129,21 +141,33 @@ def fit_encoding(
     solver : {"auto", "primal", "kernel"}
         ``"auto"`` uses the kernel form when the (delayed) features outnumber
         the largest training set, else the primal form. Both give the same model.
+    scoring : {"fold_mean", "concatenated"}
+        ``"fold_mean"`` (default): Pearson r and R^2 of each test fold, averaged
+        over folds with equal weight; needs >= 3 samples per test fold.
+        ``"concatenated"``: r and R^2 of all held-out predictions together
+        (negatively biased for null voxels; see :mod:`.scoring`).
 
     Returns
     -------
     EncodingResult
-        Scores of the concatenated held-out predictions (see
-        :func:`score_predictions`), chosen alphas and the predictions.
+        Scores (see :func:`score_folds`), chosen alphas and the predictions.
     """
     X, Y, groups, grid, delays = _check_inputs(X, Y, kind, groups, alphas, delays)
     n_inner_folds = check_n_folds(n_inner_folds, "n_inner_folds")
     splits = outer_splits(kind, groups, n_outer_folds, random_state)
+    _check_scoring(scoring, splits)
     X_fit = make_delays(X, delays, groups)
     solver = _resolve_solver(solver, X_fit.shape[1], max(len(train) for train, _ in splits))
-    logger.info("encoding (%s): %d samples, %d features x %d delays, %d voxels, %d folds, "
-                "%s ridge", kind, X.shape[0], X.shape[1], len(delays), Y.shape[1],
-                len(splits), solver)
+    logger.info(
+        "encoding (%s): %d samples, %d features x %d delays, %d voxels, %d folds, " "%s ridge",
+        kind,
+        X.shape[0],
+        X.shape[1],
+        len(delays),
+        Y.shape[1],
+        len(splits),
+        solver,
+    )
     predictions = np.zeros(Y.shape, dtype=np.float32)
     alpha = np.zeros((len(splits), Y.shape[1]))
     fold = np.full(X.shape[0], -1, dtype=np.int32)
@@ -153,13 +177,27 @@ def fit_encoding(
             X_fit[train], Y[train], X_fit[test], grid, inner, SOLVERS[solver], n_targets_batch
         )
         fold[test] = k
-        logger.info("fold %d/%d: %d train, %d test samples, %d inner folds, median alpha %.3g",
-                    k + 1, len(splits), train.size, test.size, len(inner), np.median(alpha[k]))
+        logger.info(
+            "fold %d/%d: %d train, %d test samples, %d inner folds, median alpha %.3g",
+            k + 1,
+            len(splits),
+            train.size,
+            test.size,
+            len(inner),
+            np.median(alpha[k]),
+        )
     log_alpha_edges(alpha, grid)
-    r, r2 = score_predictions(Y, predictions)
+    scores = [s.astype(np.float32) for s in score_folds(Y, predictions, fold, scoring)]
     return EncodingResult(
-        r=r.astype(np.float32), r2=r2.astype(np.float32), alpha=alpha, predictions=predictions,
-        fold=fold, n_features=X.shape[1], n_samples=X.shape[0], delays=delays, solver=solver,
+        *scores,
+        alpha=alpha,
+        predictions=predictions,
+        fold=fold,
+        n_features=X.shape[1],
+        n_samples=X.shape[0],
+        delays=delays,
+        solver=solver,
+        scoring=scoring,
     )
 
 
@@ -182,6 +220,17 @@ def _check_inputs(X, Y, kind, groups, alphas, delays):
             f"'{kind}'. Use delays=(0,)"
         )
     return X, Y, groups, grid, delays
+
+
+def _check_scoring(scoring: str, splits: list[Split]) -> None:
+    """Fail before fitting if ``scoring`` is unknown or the test folds are too small."""
+    lookup(dict.fromkeys(SCORINGS), scoring, "scoring")
+    smallest = min(test.size for _, test in splits)
+    if scoring == "fold_mean" and smallest < MIN_FOLD_SAMPLES:
+        raise ValueError(
+            f"scoring 'fold_mean' needs >= {MIN_FOLD_SAMPLES} samples per test fold; got a "
+            f"fold of {smallest}. Use fewer outer folds or scoring='concatenated'"
+        )
 
 
 def _resolve_solver(solver: str, n_features: int, n_train_max: int) -> str:
@@ -249,12 +298,16 @@ def log_alpha_edges(alpha: np.ndarray, grid: np.ndarray) -> float:
         logger.info("single alpha %.3g: no alpha selection", grid[0])
         return float("nan")
     low, high = float(np.mean(alpha == grid[0])), float(np.mean(alpha == grid[-1]))
-    message = ("%.1f%% of chosen alphas lie at an edge of the grid (%.1f%% at min %.3g, "
-               "%.1f%% at max %.3g)")
+    message = (
+        "%.1f%% of chosen alphas lie at an edge of the grid (%.1f%% at min %.3g, "
+        "%.1f%% at max %.3g)"
+    )
     args = (100 * (low + high), 100 * low, grid[0], 100 * high, grid[-1])
     if low + high > EDGE_WARN_SHARE:
-        logger.warning(message + "; noise voxels pick the max, but if signal voxels do too, "
-                       "widen 'alphas'", *args)
+        logger.warning(
+            message + "; widen 'alphas' unless these are noise voxels (which pick " "the max)",
+            *args,
+        )
     else:
         logger.info(message, *args)
     return low + high

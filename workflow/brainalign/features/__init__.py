@@ -16,8 +16,11 @@ extractors are imported on the first registry lookup.
 from brainalign.features.align import event_times, lanczos_kernel, lanczos_resample, tr_times
 from brainalign.features.extract import (
     CONDITIONS,
+    TASKS,
+    check_condition,
     extract_concept_features,
     extract_naturalistic_features,
+    extract_task_features,
     supported_conditions,
 )
 from brainalign.features.noise import make_noise_images, noise_seed
@@ -33,11 +36,14 @@ from brainalign.features.registry import (
 
 __all__ = [
     "CONDITIONS",
+    "TASKS",
     "FeatureExtractor",
     "ModelSpec",
+    "check_condition",
     "event_times",
     "extract_concept_features",
     "extract_naturalistic_features",
+    "extract_task_features",
     "get_extractor",
     "lanczos_kernel",
     "lanczos_resample",

@@ -6,9 +6,12 @@ sinc-weighted *sum* of the events around it, with the cutoff at the new
 sampling rate (times ``cutoff_mult``). The weights are deliberately not
 normalised to sum to one, as in the original: the resampled value grows with the
 number of events per TR (e.g. words per TR), which is part of what the brain
-sees. A constant signal sampled uniformly every ``dt`` seconds comes out as that
-constant times ``tr / dt`` away from the edges (the sum of the kernel over a
-grid of spacing ``dt`` is ``1 / (cutoff * dt)``).
+sees. A constant signal sampled uniformly every ``dt`` seconds comes out, away
+from the edges, as that constant times ``(tr / dt) * I`` where ``I`` is the
+kernel's integral in units of ``1 / cutoff`` (0.99706 for 3 lobes, 1.00979 for
+2, 0.99935 for 5): the sum of the kernel over a grid of spacing ``dt`` is
+``I / (cutoff * dt)``. Near the first and last ``window`` TRs fewer events fall
+under the kernel, so values shrink there.
 
 Time conventions used by :mod:`brainalign.features.extract` (Huth's): an event
 is placed at the midpoint of its interval (``onset + duration / 2``) and a TR at

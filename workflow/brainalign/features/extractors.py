@@ -350,6 +350,7 @@ class TransformersExtractor:
             Rows ordered sentence by sentence, then span by span.
         """
         self._require("text")
+        sentences, spans = list(sentences), list(spans)
         _check_spans(sentences, spans)
         if not sentences:
             return _empty(layers, self.text_width)
@@ -421,6 +422,7 @@ class TransformersExtractor:
         dict of int to ndarray of shape (n_images, n_features), float32
         """
         self._require("image")
+        images = list(images)
         if not images:
             return _empty(layers, self.image_width)
         rows: dict[int, list[np.ndarray]] = {layer: [] for layer in layers}

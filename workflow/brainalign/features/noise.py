@@ -100,7 +100,9 @@ def make_noise_images(
     for image, noise_image in zip(images, targets, strict=True):
         source = stimuli_dir / image
         if not source.exists():
-            raise FileNotFoundError(f"stimulus image '{source}' listed in the stimuli does not exist")
+            raise FileNotFoundError(
+                f"stimulus image '{source}' listed in the stimuli does not exist"
+            )
         with Image.open(source) as handle:
             width, height = handle.size
         image_seed = noise_seed(seed, image)

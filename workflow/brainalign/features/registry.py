@@ -267,9 +267,7 @@ class FeatureExtractor(Protocol):
         """
         ...
 
-    def encode_images(
-        self, images: Sequence[Any], layers: Sequence[int]
-    ) -> dict[int, np.ndarray]:
+    def encode_images(self, images: Sequence[Any], layers: Sequence[int]) -> dict[int, np.ndarray]:
         """Encode PIL images; one float32 array of shape (n_images, n_features) per layer."""
         ...
 

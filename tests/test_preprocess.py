@@ -1,0 +1,404 @@
+"""Tests of brainalign.preprocess: atlas loading, naturalistic cleaning, concept patterns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from brainalign.demo import make_demo_dataset
+from brainalign.io import load_arrays, save_arrays, write_json, write_table
+from brainalign.preprocess import (
+    cosine_drift,
+    load_atlas,
+    preprocess_concepts,
+    preprocess_naturalistic,
+)
+
+SHAPE = (7, 8, 9)
+AFFINE = np.array([[3.0, 0, 0, -10], [0, 3.0, 0, -12], [0, 0, 3.0, -8], [0, 0, 0, 1]])
+TR = 1.5
+RUN_TRS = (40, 33)
+CONFOUNDS = ["trans_x", "rot_z", "csf"]
+
+
+def _save(data: np.ndarray, path: Path, affine: np.ndarray = AFFINE) -> Path:
+    nib.save(nib.Nifti1Image(data, affine), str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> dict:
+    """A 7x8x9 brain with two ROIs and two naturalistic runs full of drift and confounds."""
+    root = tmp_path_factory.mktemp("tiny")
+    rng = np.random.default_rng(0)
+    mask = np.zeros(SHAPE, dtype=np.uint8)
+    mask[1:6, 1:7, 2:8] = 1
+    atlas = np.zeros(SHAPE, dtype=np.int16)
+    atlas[1:3, 1:4, 2:5], atlas[4:6, 3:7, 5:8], atlas[0, 0, 0] = 1, 2, 2  # (0,0,0) is outside
+    files = {
+        "mask": _save(mask, root / "mask.nii.gz"),
+        "atlas": _save(atlas, root / "atlas.nii.gz"),
+    }
+    files["labels"] = root / "labels.tsv"
+    write_table(pd.DataFrame({"index": [1, 2], "name": ["lang", "vis"]}), files["labels"])
+    files["bold"], files["confounds"] = [], []
+    for run, n in enumerate(RUN_TRS, start=1):
+        conf = np.cumsum(rng.standard_normal((n, 3)), axis=0)
+        bold = (
+            500
+            + rng.standard_normal(SHAPE + (n,))
+            + np.tensordot(rng.standard_normal(SHAPE + (3,)), conf, (3, 1))
+        )
+        bold += np.linspace(0, 5, n)  # drift
+        stem = root / f"sub-01_task-naturalistic_run-{run}"
+        files["bold"].append(_save(bold.astype(np.float32), Path(f"{stem}_bold.nii.gz")))
+        write_json({"RepetitionTime": TR}, f"{stem}_bold.json")
+        table = pd.DataFrame(conf, columns=CONFOUNDS)
+        table["framewise_displacement"] = np.r_[np.nan, rng.random(n - 1)]
+        files["confounds"].append(Path(f"{stem}_desc-confounds_timeseries.tsv"))
+        write_table(table, files["confounds"][-1])
+    return files
+
+
+def _clean(tiny, **kwargs):
+    kwargs = {"tr": TR, "subject": "01", **kwargs}
+    return preprocess_naturalistic(
+        tiny["bold"], tiny["confounds"], tiny["mask"], tiny["atlas"], tiny["labels"], **kwargs
+    )
+
+
+# ----------------------------------------------------------------------------- atlas
+def test_load_atlas(tiny):
+    mask_img, atlas_img, rois = load_atlas(tiny["atlas"], tiny["labels"], tiny["mask"])
+    assert rois == {"lang": 1, "vis": 2}
+    assert mask_img.shape == atlas_img.shape == SHAPE
+    atlas = np.asarray(atlas_img.dataobj)
+    assert atlas[0, 0, 0] == 0  # labels outside the mask are dropped
+    assert (atlas == 1).sum() == 2 * 3 * 3 and (atlas == 2).sum() == 2 * 4 * 3
+
+
+def test_load_atlas_grid_mismatch(tiny, tmp_path):
+    wrong = _save(np.zeros((7, 8, 10), dtype=np.int16), tmp_path / "atlas10.nii.gz")
+    with pytest.raises(
+        ValueError,
+        match=r"atlas '.*atlas10.nii.gz' has grid shape \(7, 8, 10\).*"
+        r"but mask '.*mask.nii.gz' has shape \(7, 8, 9\)",
+    ):
+        load_atlas(wrong, tiny["labels"], tiny["mask"])
+    stretched = AFFINE.copy()
+    stretched[0, 0] = 4.0
+    shifted = _save(np.zeros(SHAPE, dtype=np.int16), tmp_path / "shifted.nii.gz", stretched)
+    with pytest.raises(
+        ValueError, match=r"atlas '.*shifted.nii.gz' has grid .*affine diagonal \[4.0, 3.0, 3.0\]"
+    ):
+        load_atlas(shifted, tiny["labels"], tiny["mask"])
+
+
+# ----------------------------------------------------------------------------- naturalistic
+def test_naturalistic_layout(tiny):
+    arrays, meta = _clean(tiny)
+    n_voxels = 5 * 6 * 6
+    assert arrays["bold"].shape == (sum(RUN_TRS), n_voxels) and arrays["bold"].dtype == np.float32
+    assert arrays["run"].tolist() == [1] * RUN_TRS[0] + [2] * RUN_TRS[1]
+    assert arrays["ijk"].shape == (n_voxels, 3) and arrays["roi"].shape == (n_voxels,)
+    atlas = np.asarray(nib.load(tiny["atlas"]).dataobj)
+    assert (atlas[tuple(arrays["ijk"].T)] == arrays["roi"]).all()
+    assert meta["runs"] == [1, 2] and meta["tr"] == TR and meta["rois"] == {"lang": 1, "vis": 2}
+    assert meta["shape"] == list(SHAPE) and np.allclose(meta["affine"], AFFINE)
+    untouched, _ = _clean(tiny, high_pass=None, detrend=False, confounds=[], standardize=False)
+    for run, bold_file in enumerate(tiny["bold"], start=1):  # columns follow ijk exactly
+        raw = np.asarray(nib.load(bold_file).dataobj)[tuple(arrays["ijk"].T)].T
+        assert np.array_equal(untouched["bold"][untouched["run"] == run], raw)
+
+
+@pytest.mark.parametrize("high_pass_filter", ["cosine", "butterworth", None])
+def test_each_run_is_zscored(tiny, high_pass_filter):
+    arrays, _ = _clean(tiny, high_pass_filter=high_pass_filter)
+    for run in (1, 2):
+        block = arrays["bold"][arrays["run"] == run].astype(np.float64)
+        assert np.allclose(block.mean(axis=0), 0, atol=1e-5)
+        assert np.allclose(block.std(axis=0, ddof=1), 1, atol=1e-5)
+
+
+def test_cleaning_matches_ordinary_least_squares(tiny):
+    """Reference: residuals of OLS on [1, t, confounds, cosines], then sample z-score."""
+    arrays, _ = _clean(tiny, confounds=CONFOUNDS, high_pass=0.02)
+    ijk = tuple(arrays["ijk"].T)
+    for run, (bold_file, conf_file) in enumerate(zip(tiny["bold"], tiny["confounds"]), start=1):
+        data = np.asarray(nib.load(bold_file).dataobj, dtype=np.float64)[ijk].T
+        n = len(data)
+        conf = pd.read_csv(conf_file, sep="\t")[CONFOUNDS].to_numpy()
+        design = np.column_stack([np.ones(n), np.arange(n), conf, cosine_drift(n, TR, 0.02)])
+        resid = data - design @ np.linalg.lstsq(design, data, rcond=None)[0]
+        expected = stats.zscore(resid, axis=0, ddof=1)
+        assert np.allclose(arrays["bold"][arrays["run"] == run], expected, atol=1e-4)
+        corr = np.corrcoef(np.column_stack([conf, arrays["bold"][arrays["run"] == run]]).T)[:3, 3:]
+        assert np.abs(corr).max() < 1e-4  # confounds regressed out
+
+
+def test_cosine_drift_counts_and_orthonormality():
+    drift = cosine_drift(100, 2.0, 0.01)
+    assert drift.shape == (100, 4)  # floor(2 * 100 * 2.0 * 0.01)
+    assert np.allclose(drift.T @ drift, np.eye(4))
+
+
+def test_all_confounds_by_default_nan_filled(tiny):
+    default, meta = _clean(tiny)
+    explicit, _ = _clean(tiny, confounds=[*CONFOUNDS, "framewise_displacement"])
+    assert meta["confounds"] is None and np.allclose(default["bold"], explicit["bold"])
+    assert not np.allclose(default["bold"], _clean(tiny, confounds=CONFOUNDS)[0]["bold"])
+
+
+def test_naturalistic_errors(tiny):
+    with pytest.raises(
+        ValueError, match=r"RepetitionTime 1.5 s in '.*run-1_bold.json' does not match tr=2.0 s"
+    ):
+        _clean(tiny, tr=2.0)
+    with pytest.raises(
+        ValueError,
+        match=r"confounds '.*run-1_desc-confounds_timeseries.tsv' must have columns \['white_matter'\]",
+    ):
+        _clean(tiny, confounds=["trans_x", "white_matter"])
+    with pytest.raises(
+        ValueError, match=r"'high_pass_filter' must be 'cosine', 'butterworth' or None; got 'fir'"
+    ):
+        _clean(tiny, high_pass_filter="fir")
+    with pytest.raises(
+        ValueError,
+        match=r"'bold_files' and 'confounds_files' must be non-empty lists of equal length.*got 2 and 1",
+    ):
+        preprocess_naturalistic(
+            tiny["bold"],
+            tiny["confounds"][:1],
+            tiny["mask"],
+            tiny["atlas"],
+            tiny["labels"],
+            tr=TR,
+            subject="01",
+        )
+
+
+def test_bold_grid_mismatch(tiny, tmp_path):
+    bad = _save(
+        np.zeros((7, 8, 9, 5), dtype=np.float32), tmp_path / "sub-01_run-1_bold.nii.gz", AFFINE * 2
+    )
+    with pytest.raises(
+        ValueError, match=r"BOLD image '.*sub-01_run-1_bold.nii.gz' has grid shape \(7, 8, 9\)"
+    ):
+        preprocess_naturalistic(
+            [bad],
+            tiny["confounds"][:1],
+            tiny["mask"],
+            tiny["atlas"],
+            tiny["labels"],
+            tr=TR,
+            subject="01",
+        )
+
+
+# ----------------------------------------------------------------------------- planted signal
+CONCEPTS = ["kettle", "bird", "apple", "tower", "drum"]
+DEMO_TRS = (80, 70)
+
+
+def _fake_features(root: Path, model: str, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    meta = {
+        "model": model,
+        "condition": "intact",
+        "stimuli": CONCEPTS,
+        "layers": [0],
+        "units": "a.u.",
+    }
+    save_arrays(
+        root / f"{model}_c.safetensors",
+        {"layer-00": rng.standard_normal((len(CONCEPTS), 16)).astype(np.float32)},
+        {**meta, "task": "concepts"},
+    )
+    save_arrays(
+        root / f"{model}_n.safetensors",
+        {
+            "layer-00": rng.standard_normal((sum(DEMO_TRS), 16)).astype(np.float32),
+            "run": np.repeat([1, 2], DEMO_TRS).astype(np.int32),
+        },
+        {**meta, "task": "naturalistic", "runs": [1, 2], "tr": 2.0},
+    )
+    return {
+        "concepts": root / f"{model}_c.safetensors",
+        "naturalistic": root / f"{model}_n.safetensors",
+        "layer": 0,
+    }
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("demo")
+    generators = {
+        "language": _fake_features(root, "lm", 1),
+        "visual": _fake_features(root, "vm", 2),
+    }
+    return make_demo_dataset(root / "ds", generators=generators, n_subjects=1, snr=0.5, seed=11)
+
+
+def _demo_inputs(ds: Path) -> list:
+    return [
+        ds / "space-MNI152_desc-brain_mask.nii.gz",
+        ds / "space-MNI152_atlas-demo_dseg.nii.gz",
+        ds / "space-MNI152_atlas-demo_dseg.tsv",
+    ]
+
+
+def _corr_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a, b = stats.zscore(a, axis=0), stats.zscore(b, axis=0)
+    return (a * b).mean(axis=0)
+
+
+def test_cleaning_recovers_planted_signal(demo):
+    func = demo / "sub-01" / "func"
+    bold = [func / f"sub-01_task-naturalistic_run-{r}_bold.nii.gz" for r in (1, 2)]
+    conf = [
+        func / f"sub-01_task-naturalistic_run-{r}_desc-confounds_timeseries.tsv" for r in (1, 2)
+    ]
+    cleaned, _ = preprocess_naturalistic(bold, conf, *_demo_inputs(demo), tr=2.0, subject="01")
+    raw, _ = preprocess_naturalistic(
+        bold,
+        conf,
+        *_demo_inputs(demo),
+        tr=2.0,
+        subject="01",
+        high_pass=None,
+        detrend=False,
+        confounds=[],
+        standardize=False,
+    )
+    truth, _ = load_arrays(
+        demo / "ground_truth" / "sub-01_task-naturalistic_desc-signal.safetensors"
+    )
+    position = {tuple(v): i for i, v in enumerate(cleaned["ijk"])}
+    driven = [position[tuple(v)] for v in truth["ijk"]]
+    r_clean = _corr_columns(truth["signal"], cleaned["bold"][:, driven])
+    r_raw = _corr_columns(truth["signal"], raw["bold"][:, driven])
+    assert r_clean.mean() > r_raw.mean() + 0.1 and (r_clean > r_raw).mean() > 0.8
+    assert 0.4 < r_clean.mean() < np.sqrt(0.5 / 1.5) + 0.05  # at most the planted correlation
+    control = cleaned["bold"][:, cleaned["roi"] == 3]
+    r_null = _corr_columns(truth["signal"][:, : control.shape[1]], control)
+    assert abs(r_null.mean()) < 0.05
+
+
+def test_concept_patterns_recover_planted_signal(demo):
+    func = demo / "sub-01" / "func"
+    bold = [func / f"sub-01_task-concepts_run-{r}_desc-trials_bold.nii.gz" for r in (1, 2)]
+    events = [func / f"sub-01_task-concepts_run-{r}_events.tsv" for r in (1, 2)]
+    arrays, meta = preprocess_concepts(
+        bold, events, *_demo_inputs(demo), subject="01", concepts=CONCEPTS
+    )
+    assert meta["stimuli"] == CONCEPTS and meta["n_repeats"] == 6
+    truth, _ = load_arrays(demo / "ground_truth" / "sub-01_task-concepts_desc-signal.safetensors")
+    position = {tuple(v): i for i, v in enumerate(arrays["ijk"])}
+    patterns = arrays["patterns"][:, [position[tuple(v)] for v in truth["ijk"]]]
+    assert _corr_columns(truth["signal"], patterns).mean() > 0.6
+
+
+# ----------------------------------------------------------------------------- concepts
+TRIALS = {
+    1: ["pear", "fig", "yam", "fig", "pear", "yam", "yam"],
+    2: ["fig", "yam", "pear", "pear", "fig", "yam"],
+}
+
+
+@pytest.fixture(scope="module")
+def concept_runs(tiny, tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("concepts")
+    rng = np.random.default_rng(5)
+    files = {"bold": [], "events": []}
+    for run, trials in TRIALS.items():
+        data = rng.normal(3.0 * run, 2.0, SHAPE + (len(trials),)).astype(np.float32)
+        files["bold"].append(
+            _save(data, root / f"sub-01_task-concepts_run-{run}_desc-trials_bold.nii.gz")
+        )
+        events = pd.DataFrame({"trial": range(1, len(trials) + 1), "concept": trials, "context": 0})
+        files["events"].append(root / f"sub-01_task-concepts_run-{run}_events.tsv")
+        write_table(events, files["events"][-1])
+    return files
+
+
+def _hand_average(bold_file: Path, trials: list[str], order: list[str], ijk: tuple) -> np.ndarray:
+    data = np.asarray(nib.load(bold_file).dataobj, dtype=np.float64)[ijk].T  # (n_trials, n_voxels)
+    z = (data - data.mean(axis=0)) / data.std(axis=0, ddof=1)
+    return np.stack([z[[i for i, t in enumerate(trials) if t == c]].mean(axis=0) for c in order])
+
+
+def test_concept_averaging_by_hand(tiny, concept_runs):
+    order = ["yam", "pear", "fig"]
+    arrays, meta = preprocess_concepts(
+        concept_runs["bold"],
+        concept_runs["events"],
+        tiny["mask"],
+        tiny["atlas"],
+        tiny["labels"],
+        subject="01",
+        concepts=order,
+    )
+    ijk = tuple(arrays["ijk"].T)
+    expected = np.stack(
+        [_hand_average(f, TRIALS[r], order, ijk) for r, f in zip((1, 2), concept_runs["bold"])]
+    )
+    assert arrays["patterns_by_run"].shape == (2, 3, 5 * 6 * 6)
+    assert np.allclose(arrays["patterns_by_run"], expected, atol=1e-5)
+    assert np.allclose(arrays["patterns"], expected.mean(axis=0), atol=1e-5)
+    assert meta["stimuli"] == order and meta["n_repeats"] == [5, 4, 4] and meta["runs"] == [1, 2]
+    default, meta = preprocess_concepts(
+        concept_runs["bold"],
+        concept_runs["events"],
+        tiny["mask"],
+        tiny["atlas"],
+        tiny["labels"],
+        subject="01",
+    )
+    assert meta["stimuli"] == ["fig", "pear", "yam"]
+    assert np.allclose(default["patterns"], arrays["patterns"][[2, 1, 0]])
+
+
+def test_concept_errors(tiny, concept_runs, tmp_path):
+    short = tmp_path / "sub-01_task-concepts_run-2_events.tsv"
+    events = pd.DataFrame({"trial": range(1, 7), "concept": ["yam", "pear"] * 3})
+    write_table(events, short)
+    with pytest.raises(
+        ValueError,
+        match=r"events '.*run-2_events.tsv' must contain every concept exactly as listed; missing \['fig'\]",
+    ):
+        preprocess_concepts(
+            [concept_runs["bold"][0], concept_runs["bold"][1]],
+            [concept_runs["events"][0], short],
+            tiny["mask"],
+            tiny["atlas"],
+            tiny["labels"],
+            subject="01",
+        )
+    with pytest.raises(ValueError, match=r"missing \[\], unknown \['fig'\]"):
+        preprocess_concepts(
+            concept_runs["bold"],
+            concept_runs["events"],
+            tiny["mask"],
+            tiny["atlas"],
+            tiny["labels"],
+            subject="01",
+            concepts=["yam", "pear"],
+        )
+    with pytest.raises(
+        ValueError,
+        match=r"events '.*run-1_events.tsv' must have a 'concept' column and one row per volume \(7\); got .* 6 rows",
+    ):
+        preprocess_concepts(
+            [concept_runs["bold"][0]],
+            [short.rename(tmp_path / "sub-01_task-concepts_run-1_events.tsv")],
+            tiny["mask"],
+            tiny["atlas"],
+            tiny["labels"],
+            subject="01",
+        )
