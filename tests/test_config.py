@@ -80,3 +80,11 @@ def test_schema_enums_match_the_registries():
     extractors = schema["properties"]["models"]["additionalProperties"]["properties"]["extractor"]["enum"]
     assert set(extractors) == set(EXTRACTOR_MODALITIES)
     assert set(schema["$defs"]["condition"]["enum"]) == set(CONDITION_MODALITIES)
+
+
+def test_modality_table_matches_the_extractor_registry():
+    from brainalign.features import get_extractor, registered_extractors
+
+    assert set(registered_extractors()) == set(EXTRACTOR_MODALITIES)
+    for name, modalities in EXTRACTOR_MODALITIES.items():
+        assert frozenset(get_extractor(name).modalities) == modalities

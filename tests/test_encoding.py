@@ -344,6 +344,16 @@ def test_fit_encoding_is_deterministic():
     assert not np.array_equal(first.fold, other.fold)
 
 
+@pytest.mark.parametrize("n_features", [4, 50])  # primal and kernel paths
+def test_target_batching_does_not_change_results(n_features):
+    rng = np.random.default_rng(13)
+    X, Y = rng.standard_normal((30, n_features)), rng.standard_normal((30, 7))
+    kwargs = dict(kind="concepts", groups=np.arange(30), alphas=np.logspace(0, 5, 6))
+    whole, batched = fit_encoding(X, Y, **kwargs), fit_encoding(X, Y, n_targets_batch=3, **kwargs)
+    np.testing.assert_array_equal(whole.alpha, batched.alpha)
+    np.testing.assert_allclose(whole.predictions, batched.predictions, atol=1e-5)
+
+
 def test_concatenated_scoring_scores_all_predictions_together():
     rng = np.random.default_rng(9)
     X = rng.standard_normal((36, 5))
@@ -407,6 +417,7 @@ def test_score_folds_rejects_tiny_folds():
         ({"scoring": "median"}, r"'scoring' must be one of 'concatenated', 'fold_mean'"),
         ({"n_outer_folds": 15}, r"scoring 'fold_mean' needs >= 3 samples per test fold; got"),
         ({"n_inner_folds": 0}, r"'n_inner_folds' must be an integer >= 2; got 0"),
+        ({"n_targets_batch": 0}, r"'n_targets_batch' must be a positive integer or None; got 0"),
         ({"groups": np.arange(29)}, r"'groups' must have shape \(30,\), one label per sample"),
         ({"X": np.full((30, 4), np.nan)}, r"'X' must be finite; got 120 NaN/inf values"),
     ],

@@ -154,6 +154,7 @@ def fit_encoding(
     """
     X, Y, groups, grid, delays = _check_inputs(X, Y, kind, groups, alphas, delays)
     n_inner_folds = check_n_folds(n_inner_folds, "n_inner_folds")
+    _check_batch(n_targets_batch)
     splits = outer_splits(kind, groups, n_outer_folds, random_state)
     _check_scoring(scoring, splits)
     X_fit = make_delays(X, delays, groups)
@@ -220,6 +221,17 @@ def _check_inputs(X, Y, kind, groups, alphas, delays):
             f"'{kind}'. Use delays=(0,)"
         )
     return X, Y, groups, grid, delays
+
+
+def _check_batch(n_targets_batch: Any) -> None:
+    """``n_targets_batch`` is None or a positive int."""
+    is_int = isinstance(n_targets_batch, (int, np.integer)) and not isinstance(
+        n_targets_batch, bool
+    )
+    if n_targets_batch is not None and not (is_int and n_targets_batch >= 1):
+        raise ValueError(
+            f"'n_targets_batch' must be a positive integer or None; got {n_targets_batch!r}"
+        )
 
 
 def _check_scoring(scoring: str, splits: list[Split]) -> None:
