@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from .features.registry import BUILTIN_EXTRACTORS
+
 __all__ = [
     "ConfigError",
     "CONDITION_MODALITIES",
@@ -36,11 +38,9 @@ CONDITION_MODALITIES: dict[str, frozenset[str]] = {
     "image": frozenset({"image"}),
 }
 
-# Modalities of each registered extractor, known here without importing torch so that
-# building the DAG stays fast; tests check this table against the registry itself.
+# Modalities of each built-in extractor, from the registry's table (no torch import).
 EXTRACTOR_MODALITIES: dict[str, frozenset[str]] = {
-    "text_encoder": frozenset({"text"}),
-    "clip": frozenset({"text", "image"}),
+    name: modalities for name, (_, modalities) in BUILTIN_EXTRACTORS.items()
 }
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"

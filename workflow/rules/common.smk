@@ -17,6 +17,10 @@ RUNS = {
     "naturalistic": DATASET["naturalistic_runs"],
 }
 FORMATS = config["figures"]["formats"]
+# What each stage contributes to the result bundle: the stage's rule file appends its
+# group tables and figures here, and make_bundle collects them.
+BUNDLE_TABLES = []
+BUNDLE_FIGURES = []
 
 
 def _alternatives(values):
@@ -173,23 +177,11 @@ def get_model_rdms(wildcards=None):
 
 
 def get_figures(wildcards=None):
-    names = ["encoding_layer_profiles"]
-    names += ["rsa_layer_profiles", "rdms"] if "concepts" in TASKS else []
-    names += [f"encoding_map_task-{task}" for task in TASKS]
-    return [f"results/figures/{name}.{ext}" for name in names for ext in FORMATS]
+    return BUNDLE_FIGURES
 
 
 def get_tables(wildcards=None):
-    tables = [
-        "results/group/encoding_subjects.parquet",
-        "results/group/encoding_group.parquet",
-    ]
-    if "concepts" in TASKS:
-        tables += [
-            "results/group/rsa_subjects.parquet",
-            "results/group/rsa_group.parquet",
-        ]
-    return tables
+    return BUNDLE_TABLES
 
 
 def get_feature_files(wildcards=None):

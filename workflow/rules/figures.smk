@@ -1,4 +1,21 @@
 # Group statistics across subjects, and the figures.
+BUNDLE_TABLES += [
+    "results/group/encoding_subjects.parquet",
+    "results/group/encoding_group.parquet",
+]
+BUNDLE_FIGURES += expand(
+    "results/figures/{name}.{ext}",
+    name=["encoding_layer_profiles", *(f"encoding_map_task-{t}" for t in TASKS)],
+    ext=FORMATS,
+)
+if "concepts" in TASKS:
+    BUNDLE_TABLES += [
+        "results/group/rsa_subjects.parquet",
+        "results/group/rsa_group.parquet",
+    ]
+    BUNDLE_FIGURES += expand(
+        "results/figures/{name}.{ext}", name=["rsa_layer_profiles", "rdms"], ext=FORMATS
+    )
 
 
 rule summarize_encoding:

@@ -66,8 +66,14 @@ _DEFAULTS: dict[str, Any] = {
     "dtype": "float32",
     "trust_remote_code": False,
 }
-# Extractor modules shipped with brainalign, imported on the first registry lookup.
-_BUILTIN_MODULES = ("brainalign.features.text", "brainalign.features.clip")
+# Extractors shipped with brainalign: name -> (module, modalities). The modules are
+# imported on the first registry lookup; the modalities are known without importing
+# torch, so that building the workflow's DAG stays fast (brainalign.config reads them).
+# A test checks each registered class's ``modalities`` against this table.
+BUILTIN_EXTRACTORS: dict[str, tuple[str, frozenset[str]]] = {
+    "text_encoder": ("brainalign.features.text", frozenset({"text"})),
+    "clip": ("brainalign.features.clip", frozenset({"text", "image"})),
+}
 _REGISTRY: dict[str, Callable[[ModelSpec], FeatureExtractor]] = {}
 
 
@@ -288,7 +294,7 @@ def register_extractor(name: str) -> Callable[[type], type]:
 
 
 def _import_builtins() -> None:
-    for module in _BUILTIN_MODULES:
+    for module in dict.fromkeys(mod for mod, _ in BUILTIN_EXTRACTORS.values()):
         importlib.import_module(module)
 
 
