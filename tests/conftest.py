@@ -23,7 +23,7 @@ def tiny_config() -> dict:
     """The demo configuration shrunk so the whole workflow runs in about a minute."""
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config["dataset"]["subjects"] = ["01", "02", "03"]
-    config["demo"].update(n_concepts=24, n_contexts=2, n_trs=100, voxel_size=12.0, snr=1.5)
+    config["demo"].update(n_concepts=60, n_contexts=2, n_trs=120, voxel_size=12.0, snr=2.0)
     config["models"]["minilm"]["layers"] = [3, 6]
     config["models"]["clip"]["layers"] = [1, 2]
     config["models"]["bert"]["layers"] = [2]

@@ -36,8 +36,9 @@ def test_encoding_recovers_planted_rois(demo_run, task):
         control = scores[(scores.roi == "control") & (scores.model == model) & (scores.condition == condition)
                          & (scores.layer == layer)]
         assert len(driven) == 3 and len(control) == 3
-        assert driven["mean_r"].min() > 0.25, driven
-        assert driven["mean_r"].mean() > control["mean_r"].mean() + 0.2
+        assert driven["mean_r"].min() > 0.05, driven
+        assert driven["mean_r"].mean() > 0.15, driven
+        assert driven["mean_r"].mean() > control["mean_r"].mean() + 0.1
     # the control ROI is noise for every model: centred on 0
     control = scores[scores.roi == "control"]["mean_r"]
     assert abs(control.mean()) < 0.05, control.describe()
@@ -45,7 +46,8 @@ def test_encoding_recovers_planted_rois(demo_run, task):
 
 def test_noise_ablation_removes_visual_signal(demo_run):
     scores = _encoding(demo_run)
-    visual = scores[(scores.roi == "visual") & (scores.model == "clip") & (scores.layer == 2)]
+    visual = scores[(scores.task == "concepts") & (scores.roi == "visual") & (scores.model == "clip")
+                    & (scores.layer == 2)]
     by_condition = visual.groupby("condition")["mean_r"].mean()
     assert by_condition["picture"] > by_condition["noise"] + 0.2
     assert by_condition["picture"] > by_condition["sentence"] + 0.2
