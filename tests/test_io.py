@@ -45,3 +45,14 @@ def test_missing_and_foreign_files_are_named(tmp_path):
         io.load_arrays(tmp_path / "foreign.safetensors")
     with pytest.raises(ValueError, match=r"must end in .parquet or .tsv; got '.csv'"):
         io.write_table(pd.DataFrame(), tmp_path / "t.csv")
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        io.write_json({"a": 1}, tmp_path / "x.json")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o644
