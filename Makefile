@@ -1,6 +1,6 @@
 # brainalign: the two commands of the README.
 #   make demo   set up .venv and run the workflow on the embedded demo (config/config.yaml)
-#   make test   set up .venv and run the test suite (what .ci/run calls)
+#   make test   set up .venv, lint the workflow and run the test suite (what .ci/run calls)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -26,7 +26,7 @@ demo: setup
 report: setup
 	$(VENV)/bin/snakemake --profile $(PROFILE) --report results/bundle/report.html
 
-test: setup
+test: lint
 	$(PY) -m pytest
 
 lint: setup

@@ -13,6 +13,8 @@ rule write_provenance:
         "results/logs/write_provenance.log",
     conda:
         "../../envs/figures.yaml"
+    container:
+        f"{workflow.basedir}/containers/figures.sif"
     params:
         config=config,
     script:
@@ -32,5 +34,7 @@ rule make_bundle:
         "results/logs/make_bundle.log",
     conda:
         "../../envs/figures.yaml"
+    container:
+        f"{workflow.basedir}/containers/figures.sif"
     script:
         "../scripts/make_bundle.py"

@@ -14,6 +14,8 @@ rule make_demo_stimuli:
         "results/logs/make_demo_stimuli.log",
     conda:
         "../../envs/preprocess.yaml"
+    container:
+        f"{workflow.basedir}/containers/preprocess.sif"
     params:
         demo=config["demo"],
         n_runs=len(RUNS["naturalistic"]),
@@ -32,6 +34,8 @@ rule make_demo_dataset:
         "results/logs/make_demo_dataset.log",
     conda:
         "../../envs/preprocess.yaml"
+    container:
+        f"{workflow.basedir}/containers/preprocess.sif"
     params:
         demo=config["demo"],
         subjects=SUBJECTS,

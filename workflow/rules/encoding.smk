@@ -15,6 +15,8 @@ rule fit_encoding:
         "results/benchmarks/fit_encoding/sub-{subject}_task-{task}_model-{model}_cond-{condition}_layer-{layer}.tsv"
     conda:
         "../../envs/encoding.yaml"
+    container:
+        f"{workflow.basedir}/containers/encoding.sif"
     threads: 1
     resources:
         mem_mb=4000,

@@ -1,4 +1,5 @@
 # Per-model feature extraction: layer-wise hidden states under each input condition.
+from brainalign.features.conditions import noise_table_input
 
 
 rule make_noise_images:
@@ -10,6 +11,8 @@ rule make_noise_images:
         "results/logs/make_noise_images.log",
     conda:
         "../../envs/features.yaml"
+    container:
+        f"{workflow.basedir}/containers/features.sif"
     params:
         stimuli=STIMULI,
         seed=SEED,
@@ -20,7 +23,7 @@ rule make_noise_images:
 rule extract_features:
     input:
         tables=get_stimulus_tables,
-        noise=get_noise_table,
+        noise=noise_table_input(config["models"], rules.make_noise_images.output.table),
     output:
         features="results/features/model-{model}/cond-{condition}/model-{model}_cond-{condition}_task-{task}_features.safetensors",
     log:
@@ -29,6 +32,8 @@ rule extract_features:
         "results/benchmarks/extract_features/model-{model}_cond-{condition}_task-{task}.tsv"
     conda:
         "../../envs/features.yaml"
+    container:
+        f"{workflow.basedir}/containers/features.sif"
     threads: 2
     resources:
         mem_mb=4000,

@@ -8,14 +8,7 @@ BUNDLE_FIGURES += expand(
     name=["encoding_layer_profiles", *(f"encoding_map_task-{t}" for t in TASKS)],
     ext=FORMATS,
 )
-if "concepts" in TASKS:
-    BUNDLE_TABLES += [
-        "results/group/rsa_subjects.parquet",
-        "results/group/rsa_group.parquet",
-    ]
-    BUNDLE_FIGURES += expand(
-        "results/figures/{name}.{ext}", name=["rsa_layer_profiles", "rdms"], ext=FORMATS
-    )
+# The RSA stage's tables, figures and rules are in rsa.smk.
 
 
 rule summarize_encoding:
@@ -28,22 +21,10 @@ rule summarize_encoding:
         "results/logs/summarize_encoding.log",
     conda:
         "../../envs/figures.yaml"
+    container:
+        f"{workflow.basedir}/containers/figures.sif"
     script:
         "../scripts/summarize_encoding.py"
-
-
-rule summarize_rsa:
-    input:
-        tables=get_rsa_tables,
-    output:
-        subjects="results/group/rsa_subjects.parquet",
-        group="results/group/rsa_group.parquet",
-    log:
-        "results/logs/summarize_rsa.log",
-    conda:
-        "../../envs/figures.yaml"
-    script:
-        "../scripts/summarize_rsa.py"
 
 
 rule plot_layer_profiles:
@@ -59,9 +40,11 @@ rule plot_layer_profiles:
     log:
         "results/logs/plot_layer_profiles/{analysis}.log",
     wildcard_constraints:
-        analysis="encoding|rsa",
+        analysis="encoding",
     conda:
         "../../envs/figures.yaml"
+    container:
+        f"{workflow.basedir}/containers/figures.sif"
     params:
         figures=config["figures"],
     script:
@@ -81,31 +64,9 @@ rule plot_encoding_maps:
         "results/logs/plot_encoding_maps/task-{task}.log",
     conda:
         "../../envs/figures.yaml"
+    container:
+        f"{workflow.basedir}/containers/figures.sif"
     params:
         figures=config["figures"],
     script:
         "../scripts/plot_encoding_maps.py"
-
-
-rule plot_rdms:
-    input:
-        brain=expand(
-            "results/rsa/sub-{subject}/sub-{subject}_roi-{roi}_rdm.safetensors",
-            subject=SUBJECTS,
-            roi=ROIS,
-        ),
-        models=get_model_rdms,
-    output:
-        figures=report(
-            expand("results/figures/rdms.{ext}", ext=FORMATS),
-            caption="../report/rdms.rst",
-            category="RDMs",
-        ),
-    log:
-        "results/logs/plot_rdms.log",
-    conda:
-        "../../envs/figures.yaml"
-    params:
-        figures=config["figures"],
-    script:
-        "../scripts/plot_rdms.py"

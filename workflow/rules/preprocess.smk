@@ -10,6 +10,8 @@ rule clean_bold:
         "results/logs/clean_bold/sub-{subject}.log",
     conda:
         "../../envs/preprocess.yaml"
+    container:
+        f"{workflow.basedir}/containers/preprocess.sif"
     params:
         preprocess=config["preprocess"],
         runs=RUNS["naturalistic"],
@@ -26,6 +28,8 @@ rule average_concept_patterns:
         "results/logs/average_concept_patterns/sub-{subject}.log",
     conda:
         "../../envs/preprocess.yaml"
+    container:
+        f"{workflow.basedir}/containers/preprocess.sif"
     params:
         runs=RUNS["concepts"],
     script:
