@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from .features.registry import BUILTIN_EXTRACTORS
+from .features.registry import BUILTIN_EXTRACTORS, extractor_modalities, extractor_requires_image
 
 __all__ = [
     "ConfigError",
@@ -30,17 +30,23 @@ __all__ = [
 ]
 
 # Which input streams each condition feeds a model; a model runs a condition only when
-# its extractor reads every stream the condition needs ("noise" is an image stream).
+# its extractor reads every stream the condition needs ("noise" is an image stream; a
+# model that requires an image also reads the noise image in text-only conditions).
+# Must agree with brainalign.features.conditions (a test checks).
 CONDITION_MODALITIES: dict[str, frozenset[str]] = {
     "sentence": frozenset({"text"}),
     "picture": frozenset({"text", "image"}),
     "noise": frozenset({"text", "image"}),
     "image": frozenset({"image"}),
+    "word": frozenset({"text"}),
+    "language": frozenset({"text"}),
+    "vision": frozenset({"image"}),
+    "joint": frozenset({"text", "image"}),
 }
 
 # Modalities of each built-in extractor, from the registry's table (no torch import).
 EXTRACTOR_MODALITIES: dict[str, frozenset[str]] = {
-    name: modalities for name, (_, modalities) in BUILTIN_EXTRACTORS.items()
+    name: extractor_modalities(name) for name in BUILTIN_EXTRACTORS
 }
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
@@ -230,7 +236,12 @@ def _check_generators(config: dict[str, Any], source: str) -> None:
 
 def _supported(spec: Mapping[str, Any], conditions: list[str]) -> list[str]:
     modalities = EXTRACTOR_MODALITIES[spec["extractor"]]
-    return [c for c in conditions if CONDITION_MODALITIES[c] <= modalities]
+    requires_image = extractor_requires_image(spec["extractor"])
+    needed = {
+        c: CONDITION_MODALITIES[c] | ({"image"} if requires_image and "text" in m else set())
+        for c, m in CONDITION_MODALITIES.items()
+    }
+    return [c for c in conditions if needed[c] <= modalities]
 
 
 def model_conditions(config: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -1,7 +1,12 @@
 # Configuration validation, wildcard constraints and the input functions of every rule.
 import re
 
-from brainalign.config import analysis_units, model_conditions, validate_config
+from brainalign.config import (
+    CONDITION_MODALITIES,
+    analysis_units,
+    model_conditions,
+    validate_config,
+)
 
 config = validate_config(
     config, source="the configuration (config/config.yaml or --configfile)"
@@ -31,7 +36,7 @@ wildcard_constraints:
     subject=_alternatives(SUBJECTS),
     task=_alternatives(TASKS),
     model=_alternatives(config["models"]),
-    condition=_alternatives(["sentence", "picture", "noise", "image"]),
+    condition=_alternatives(CONDITION_MODALITIES),
     layer=r"\d+",
     roi=_alternatives(ROIS),
 
@@ -95,15 +100,6 @@ STIMULUS_TABLES = {
 
 def get_stimulus_tables(wildcards):
     return [f"{STIMULI}/{name}" for name in STIMULUS_TABLES[wildcards.task]]
-
-
-def get_noise_table(wildcards):
-    """The noise-image table, for the conditions that replace images with noise."""
-    return (
-        ["results/stimuli/noise/noise_images.tsv"]
-        if wildcards.condition == "noise"
-        else []
-    )
 
 
 def get_model_spec(wildcards):

@@ -1,18 +1,21 @@
-"""Rule extract_features: layer-wise features of one model under one condition for one task."""
+"""Rule extract_features: layer-wise features of one model under one condition for one task.
+
+Streamed to disk layer by layer; read from / stored in the feature cache named by
+$BRAINALIGN_FEATURE_CACHE when it is set (a runtime setting, like threads).
+"""
 from pathlib import Path
 
-from brainalign import io
-from brainalign.features import ModelSpec, extract_task_features, load_extractor
+from brainalign.features import FeatureCache, ModelSpec, extract_features_file
 from brainalign.logs import log_to_file
 
 with log_to_file(snakemake.log[0]):
     spec = ModelSpec.from_config(snakemake.wildcards.model, snakemake.params.spec, seed=snakemake.params.seed)
-    arrays, meta = extract_task_features(
-        load_extractor(spec),
+    extract_features_file(
+        spec,
         snakemake.params.stimuli,
         task=snakemake.wildcards.task,
         condition=snakemake.wildcards.condition,
-        layers=spec.layers,
+        out=snakemake.output.features,
         noise_dir=Path(snakemake.input.noise[0]).parent if snakemake.input.noise else None,
+        cache=FeatureCache.from_env(),
     )
-    io.save_arrays(snakemake.output.features, arrays, meta)

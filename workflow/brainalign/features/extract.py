@@ -1,26 +1,39 @@
-"""Conditions and per-task feature extraction.
+"""Per-task feature extraction under each condition, streamed layer by layer.
 
-A condition is an ordered tuple of *streams*; the features of a condition at
-layer ``l`` are its streams' features at layer ``l`` concatenated in that order:
+A condition (:mod:`brainalign.features.conditions`) resolves, for one model, to an
+ordered tuple of *streams* ("text", "word", "image", "noise", or a joint stream such
+as "text+image" / "text+noise" for a model that reads text and image together). The
+features of a condition at layer ``l`` are its streams' features at layer ``l``
+concatenated in that order; at a pseudo-layer (a contrastive model's ``embeds``,
+which lives in one space shared by the streams) they are summed.
 
-- "text": the concept word's pooled hidden states in its sentence(s);
-- "image": the stimulus image (first/CLS token);
-- "noise": the seeded noise image standing in for the stimulus image (a control
-  for the image stream that keeps its width and statistics).
+Concept task: one row per concept (concepts.tsv order). The "text" stream pools the
+concept word in each of its sentences and averages over the contexts; "word" encodes
+the concept word alone; "image"/"noise" the concept's picture or its noise image; a
+joint stream pairs each sentence (or the word) with the concept's picture or noise
+image. Naturalistic task: one row per word (words.tsv) or frame (frames.tsv), each
+stream resampled to the TRs of each run with
+:func:`~brainalign.features.align.lanczos_resample` (event times at the middle of the
+event, TR times at the middle of each volume), runs concatenated in run order. A
+joint stream pairs each word, in its sentence, with its *concurrent frame*
+(:func:`concurrent_frames`).
 
-Concept task: one row per concept (concepts.tsv order), the text stream averaged
-over the concept's sentence contexts. Naturalistic task: one row per word
-(words.tsv) and per frame (frames.tsv), each stream resampled to the TRs of each
-run with :func:`~brainalign.features.align.lanczos_resample`, event times at the
-middle of the event and TR times at the middle of each volume (see
-:mod:`brainalign.features.align`), runs concatenated in run order.
+Memory stays bounded: stimuli are encoded in chunks whose pooled rows go to a
+:class:`~brainalign.features.stream.Spill` (memory-mapped files next to the output
+for :func:`write_task_features`); the output is then assembled and written one layer
+at a time (:func:`~brainalign.features.stream.write_safetensors`), so the peak holds
+one chunk of all layers or one layer of all stimuli, never all layers of all stimuli.
+:func:`extract_features_file` adds the content-addressed cache
+(:mod:`brainalign.features.cache`): it is read before any model is loaded.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,41 +42,56 @@ import pandas as pd
 from PIL import Image
 
 from brainalign.features.align import event_times, lanczos_resample, tr_times
+from brainalign.features.cache import FeatureCache, feature_cache_key
+from brainalign.features.conditions import CONDITIONS, condition_modalities, resolve_streams
 from brainalign.features.noise import NOISE_TABLE
-from brainalign.features.registry import FeatureExtractor, resolve_layers
-from brainalign.io import read_table
+from brainalign.features.registry import (
+    FeatureExtractor,
+    ModelSpec,
+    load_extractor,
+    resolve_layers,
+)
+from brainalign.features.stream import Spill, write_safetensors
+from brainalign.io import read_table, sha256_file
 
 __all__ = [
     "CONDITIONS",
+    "TASKS",
     "supported_conditions",
     "check_condition",
+    "condition_streams",
+    "concurrent_frames",
     "extract_concept_features",
     "extract_naturalistic_features",
     "extract_task_features",
-    "TASKS",
+    "write_task_features",
+    "extract_features_file",
 ]
 
 logger = logging.getLogger(__name__)
 
-CONDITIONS: dict[str, tuple[str, ...]] = {
-    "sentence": ("text",),
-    "picture": ("text", "image"),
-    "noise": ("text", "noise"),
-    "image": ("image",),
-}
-# The model input each stream needs.
-_STREAM_MODALITY = {"text": "text", "image": "image", "noise": "image"}
-
-Features = dict[int, np.ndarray]
+Key = int | str
+Outputs = dict[Key, np.ndarray]
 Layers = Literal["all"] | Sequence[int] | None
+CHUNK_SIZE = 256  # stimuli (sentences, images) encoded between two spills
+
+
+def condition_streams(extractor: FeatureExtractor, condition: str) -> tuple[str, ...]:
+    """The streams ``extractor`` reads under ``condition`` (see module docstring)."""
+    return resolve_streams(
+        condition,
+        bool(getattr(extractor, "requires_image", False)),
+        bool(getattr(extractor, "joint", False)),
+    )
 
 
 def supported_conditions(extractor: FeatureExtractor) -> list[str]:
-    """Conditions whose streams the extractor's modalities cover, in CONDITIONS order."""
+    """Conditions whose inputs the extractor's modalities cover, in CONDITIONS order."""
+    requires_image = bool(getattr(extractor, "requires_image", False))
     return [
         name
-        for name, streams in CONDITIONS.items()
-        if all(_STREAM_MODALITY[s] in extractor.modalities for s in streams)
+        for name in CONDITIONS
+        if condition_modalities(name, requires_image) <= extractor.modalities
     ]
 
 
@@ -81,7 +109,7 @@ def check_condition(extractor: FeatureExtractor, condition: str) -> tuple[str, .
             f"(modalities: {', '.join(sorted(extractor.modalities))}); supported: "
             f"{', '.join(supported)}. Remove the pair from config/config.yaml."
         )
-    return CONDITIONS[condition]
+    return condition_streams(extractor, condition)
 
 
 # --- reading stimuli ----------------------------------------------------------------
@@ -145,141 +173,167 @@ def _noise_paths(noise_dir: str | os.PathLike | None, images: Sequence[str]) -> 
     return [Path(noise_dir) / mapping[image] for image in images]
 
 
-def _encode_image_list(
-    extractor: FeatureExtractor, paths: Sequence[Path], layers: list[int]
-) -> Features:
-    """Encode each distinct path once; rows follow ``paths``."""
-    unique = list(dict.fromkeys(paths))
-    encoded = extractor.encode_images(_load_images(unique), layers)
-    index = np.array([unique.index(p) for p in paths], dtype=np.int64)
-    return {layer: encoded[layer][index] for layer in layers}
+def _image_paths(
+    kind: str, images: Sequence[str], stimuli_dir: Path, noise_dir: str | os.PathLike | None
+) -> list[Path]:
+    if kind == "image":
+        return [stimuli_dir / image for image in images]
+    if kind == "noise":
+        return _noise_paths(noise_dir, images)
+    raise ValueError(f"image stream must be 'image' or 'noise'; got {kind!r}")
 
 
-# --- concept task ---------------------------------------------------------------------
+# --- stream plans -----------------------------------------------------------------
 
 
-def _concept_text(
-    extractor: FeatureExtractor, stimuli_dir: Path, concepts: pd.DataFrame, layers: list[int], _
-) -> Features:
-    sentences = _read_sentences(stimuli_dir, concepts["concept"])
-    spans = list(zip(sentences["char_start"].astype(int), sentences["char_end"].astype(int)))
-    rows = extractor.encode_text(list(sentences["sentence"]), spans, layers)
-    codes = pd.Categorical(sentences["concept"], categories=list(concepts["concept"])).codes
-    average = np.zeros((len(concepts), len(sentences)))
-    average[codes, np.arange(len(sentences))] = 1.0
-    average /= average.sum(axis=1, keepdims=True)
-    logger.info(
-        "text stream: %d sentences, %.1f contexts per concept on average",
-        len(sentences),
-        len(sentences) / len(concepts),
-    )
-    return {layer: (average @ rows[layer].astype(np.float64)) for layer in layers}
+@dataclass
+class StreamPlan:
+    """How one stream is encoded and reduced to output rows.
 
-
-def _concept_image(
-    extractor: FeatureExtractor, stimuli_dir: Path, concepts: pd.DataFrame, layers: list[int], _
-) -> Features:
-    return _encode_image_list(extractor, [stimuli_dir / p for p in concepts["image"]], layers)
-
-
-def _concept_noise(
-    extractor: FeatureExtractor,
-    stimuli_dir: Path,
-    concepts: pd.DataFrame,
-    layers: list[int],
-    noise_dir: str | os.PathLike | None,
-) -> Features:
-    return _encode_image_list(extractor, _noise_paths(noise_dir, list(concepts["image"])), layers)
-
-
-_CONCEPT_STREAMS: dict[str, Callable[..., Features]] = {
-    "text": _concept_text,
-    "image": _concept_image,
-    "noise": _concept_noise,
-}
-
-
-def _concatenate(streams: Sequence[Features], layers: list[int]) -> dict[str, np.ndarray]:
-    return {
-        f"layer-{layer:02d}": np.concatenate([s[layer] for s in streams], axis=1).astype(np.float32)
-        for layer in layers
-    }
-
-
-def _metadata(
-    extractor: FeatureExtractor, condition: str, task: str, layers: list[int]
-) -> dict[str, Any]:
-    spec = extractor.spec
-    return {
-        "model": spec.name,
-        "model_id": spec.id,
-        "revision": spec.revision,
-        "extractor": spec.extractor,
-        "source": spec.source,
-        "code_version": spec.code_version,
-        "condition": condition,
-        "streams": list(CONDITIONS[condition]),
-        "task": task,
-        "layers": list(layers),
-        "pooling": spec.pooling,
-        "units": "a.u.",
-    }
-
-
-def extract_concept_features(
-    extractor: FeatureExtractor,
-    stimuli_dir: str | os.PathLike,
-    condition: str,
-    layers: Layers = None,
-    noise_dir: str | os.PathLike | None = None,
-) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Concept-task features of one condition.
-
-    Parameters
+    Attributes
     ----------
-    extractor : FeatureExtractor
-    stimuli_dir : path
-        Stimuli folder (concepts.tsv, sentences.tsv, images/).
-    condition : str
-        A key of :data:`CONDITIONS` supported by the extractor.
-    layers : "all", sequence of int, or None
-        Hidden states to extract; None uses ``extractor.spec.layers``.
-    noise_dir : path, optional
-        Folder written by :func:`~brainalign.features.noise.make_noise_images`; needed
-        for condition "noise".
-
-    Returns
-    -------
-    arrays : dict of str to ndarray
-        ``layer-XX``: float32 array of shape (n_concepts, n_features), rows in
-        concepts.tsv order, columns the condition's streams concatenated.
-    metadata : dict
-        Contract keys (model, model_id, revision, extractor, condition, task, layers,
-        stimuli, pooling, units) plus source, code_version and streams.
+    name : str
+    unit_rows : ndarray of shape (n_units,)
+        Pooled rows each encoding unit yields (the spans of a sentence; 1 per image).
+    encode : callable
+        ``encode(units_slice, keys)`` -> outputs of those units' rows.
+    index : ndarray of shape (n_events,)
+        Row of the encoded rows holding each event (word, sentence, concept, frame).
+    finish : callable
+        Event rows (n_events, n) -> output rows (n_out, n): the concept average or the
+        resampling to TRs.
+    n_out : int
     """
-    streams = check_condition(extractor, condition)
-    layer_list = resolve_layers(
-        extractor.spec.layers if layers is None else layers, extractor.n_layers
+
+    name: str
+    unit_rows: np.ndarray
+    encode: Callable[[slice, Sequence[Key]], Outputs]
+    index: np.ndarray
+    finish: Callable[[np.ndarray], np.ndarray]
+    n_out: int
+
+
+def _split(stream: str) -> tuple[str | None, str | None]:
+    parts = stream.split("+")
+    text = next((p for p in parts if p in ("text", "word")), None)
+    image = next((p for p in parts if p in ("image", "noise")), None)
+    return text, image
+
+
+def _text_plan(
+    extractor: FeatureExtractor,
+    name: str,
+    sentences: Sequence[str],
+    spans: Sequence[tuple[int, int]],
+    paths: Sequence[Path] | None,
+    finish: Callable[[np.ndarray], np.ndarray],
+    n_out: int,
+) -> StreamPlan:
+    """Events (sentence, span[, image]) grouped into units (sentence[, image])."""
+    units: dict[tuple[str, Any], int] = {}
+    unit_spans: list[list[tuple[int, int]]] = []
+    owner = np.empty(len(sentences), dtype=np.int64)
+    position = np.empty(len(sentences), dtype=np.int64)
+    for i, sentence in enumerate(sentences):
+        unit = units.setdefault((sentence, None if paths is None else paths[i]), len(units))
+        if unit == len(unit_spans):
+            unit_spans.append([])
+        owner[i], position[i] = unit, len(unit_spans[unit])
+        unit_spans[unit].append((int(spans[i][0]), int(spans[i][1])))
+    unit_rows = np.array([len(v) for v in unit_spans], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(unit_rows)])[:-1].astype(np.int64)
+    texts = [key[0] for key in units]
+    images = [key[1] for key in units]
+    if paths is None:
+
+        def encode(part: slice, keys: Sequence[Key]) -> Outputs:
+            return extractor.encode_text_spans(texts[part], unit_spans[part], keys)
+
+    else:
+
+        def encode(part: slice, keys: Sequence[Key]) -> Outputs:
+            pictures = _load_images(images[part])
+            return extractor.encode_text_image(texts[part], unit_spans[part], pictures, keys)
+
+    index = offsets[owner] + position
+    return StreamPlan(name, unit_rows, encode, index, finish, n_out)
+
+
+def _image_plan(
+    extractor: FeatureExtractor,
+    name: str,
+    paths: Sequence[Path],
+    finish: Callable[[np.ndarray], np.ndarray],
+    n_out: int,
+) -> StreamPlan:
+    """Events with an image each; each distinct image is encoded once."""
+    unique = list(dict.fromkeys(paths))
+    position = {path: i for i, path in enumerate(unique)}
+
+    def encode(part: slice, keys: Sequence[Key]) -> Outputs:
+        return extractor.encode_images(_load_images(unique[part]), keys)
+
+    index = np.array([position[p] for p in paths], dtype=np.int64)
+    return StreamPlan(name, np.ones(len(unique), dtype=np.int64), encode, index, finish, n_out)
+
+
+def _identity(rows: np.ndarray) -> np.ndarray:
+    return rows
+
+
+def _averager(codes: np.ndarray, n_groups: int) -> Callable[[np.ndarray], np.ndarray]:
+    """Mean of the event rows of each group (float64): the average over contexts."""
+    codes = np.asarray(codes, dtype=np.int64)
+    counts = np.maximum(np.bincount(codes, minlength=n_groups), 1).astype(np.float64)
+
+    def finish(rows: np.ndarray) -> np.ndarray:
+        total = np.zeros((n_groups, rows.shape[1]))
+        np.add.at(total, codes, rows.astype(np.float64))
+        return total / counts[:, None]
+
+    return finish
+
+
+# --- concept task -------------------------------------------------------------------
+
+
+@dataclass
+class _Concepts:
+    stimuli_dir: Path
+    noise_dir: str | os.PathLike | None
+    concepts: pd.DataFrame
+
+
+def _concept_plan(extractor: FeatureExtractor, stream: str, ctx: _Concepts) -> StreamPlan:
+    text, image = _split(stream)
+    n = len(ctx.concepts)
+    pictures = (
+        None
+        if image is None
+        else _image_paths(image, list(ctx.concepts["image"]), ctx.stimuli_dir, ctx.noise_dir)
     )
-    stimuli_dir = Path(stimuli_dir)
-    concepts = _read_concepts(stimuli_dir)
-    features = [
-        _CONCEPT_STREAMS[s](extractor, stimuli_dir, concepts, layer_list, noise_dir)
-        for s in streams
-    ]
-    metadata = _metadata(extractor, condition, "concepts", layer_list)
-    metadata["stimuli"] = list(concepts["concept"])
+    if text is None:
+        return _image_plan(extractor, stream, pictures, _identity, n)
+    if text == "word":
+        words = [str(w) for w in ctx.concepts["concept"]]
+        spans = [(0, len(w)) for w in words]
+        return _text_plan(extractor, stream, words, spans, pictures, _identity, n)
+    sentences = _read_sentences(ctx.stimuli_dir, ctx.concepts["concept"])
+    codes = pd.Categorical(sentences["concept"], categories=list(ctx.concepts["concept"])).codes
+    spans = list(zip(sentences["char_start"].astype(int), sentences["char_end"].astype(int)))
+    paths = None if pictures is None else [pictures[c] for c in codes]
     logger.info(
-        "extracted %s features of model '%s' for %d concepts, %d layers",
-        condition,
-        extractor.spec.name,
-        len(concepts),
-        len(layer_list),
+        "%s stream: %d sentences, %.1f contexts per concept on average",
+        stream,
+        len(sentences),
+        len(sentences) / n,
     )
-    return _concatenate(features, layer_list), metadata
+    return _text_plan(
+        extractor, stream, list(sentences["sentence"]), spans, paths, _averager(codes, n), n
+    )
 
 
-# --- naturalistic task ----------------------------------------------------------------
+# --- naturalistic task --------------------------------------------------------------
 
 
 def _read_runs(stimuli_dir: Path) -> tuple[pd.DataFrame, float]:
@@ -302,78 +356,393 @@ def _read_events(path: Path, columns: list[str], runs: pd.DataFrame) -> pd.DataF
     return events.reset_index(drop=True)
 
 
-def _words_stream(
-    extractor: FeatureExtractor, stimuli_dir: Path, runs: pd.DataFrame, layers: list[int], _
-) -> tuple[pd.DataFrame, Features]:
-    columns = ["word", "sentence", "char_start", "char_end"]
-    words = _read_events(stimuli_dir / "naturalistic" / "words.tsv", columns, runs)
-    groups = words.groupby("sentence", sort=False).indices
-    order = np.concatenate([groups[s] for s in groups]) if groups else np.zeros(0, int)
-    spans = [
-        list(
-            zip(
-                words["char_start"].iloc[rows].astype(int), words["char_end"].iloc[rows].astype(int)
+def concurrent_frames(words: pd.DataFrame, frames: pd.DataFrame) -> np.ndarray:
+    """The frame on screen at each word's time, within the word's run.
+
+    A word's time is ``onset + duration / 2``; its frame is the one whose
+    ``[onset, onset + duration)`` holds that time (the latest-starting one if several
+    do), else the frame whose middle is nearest.
+
+    Parameters
+    ----------
+    words, frames : DataFrame
+        Columns ``run``, ``onset``, ``duration`` (words.tsv and frames.tsv).
+
+    Returns
+    -------
+    ndarray of shape (n_words,), int64
+        Row of ``frames`` for each word.
+
+    Raises
+    ------
+    ValueError
+        When a run with words has no frames.
+    """
+    times = event_times(words["onset"], words["duration"])
+    starts = frames["onset"].to_numpy(float)
+    ends = starts + frames["duration"].to_numpy(float)
+    middles = event_times(frames["onset"], frames["duration"])
+    result = np.empty(len(words), dtype=np.int64)
+    for run in pd.unique(words["run"]):
+        rows = np.flatnonzero((frames["run"] == run).to_numpy())
+        if len(rows) == 0:
+            raise ValueError(
+                f"run {run} has words but no frames in frames.tsv; a joint model needs the "
+                "frame on screen at each word"
             )
-        )
-        for rows in groups.values()
-    ]
-    encoded = extractor.encode_text_spans(list(groups), spans, layers)
-    features = {}
-    for layer in layers:
-        features[layer] = np.empty_like(encoded[layer])
-        features[layer][order] = encoded[layer]
-    logger.info("text stream: %d words from %d distinct sentences", len(words), len(groups))
-    return words, features
+        for i in np.flatnonzero((words["run"] == run).to_numpy()):
+            covering = rows[(starts[rows] <= times[i]) & (times[i] < ends[rows])]
+            if len(covering):
+                result[i] = covering[np.argmax(starts[covering])]
+            else:
+                result[i] = rows[np.argmin(np.abs(middles[rows] - times[i]))]
+    return result
 
 
-def _frames_stream(
-    extractor: FeatureExtractor, stimuli_dir: Path, runs: pd.DataFrame, layers: list[int], _
-) -> tuple[pd.DataFrame, Features]:
-    frames = _read_events(stimuli_dir / "naturalistic" / "frames.tsv", ["image"], runs)
-    paths = [stimuli_dir / p for p in frames["image"]]
-    return frames, _encode_image_list(extractor, paths, layers)
-
-
-def _noise_frames_stream(
-    extractor: FeatureExtractor,
-    stimuli_dir: Path,
-    runs: pd.DataFrame,
-    layers: list[int],
-    noise_dir: str | os.PathLike | None,
-) -> tuple[pd.DataFrame, Features]:
-    frames = _read_events(stimuli_dir / "naturalistic" / "frames.tsv", ["image"], runs)
-    paths = _noise_paths(noise_dir, list(frames["image"]))
-    return frames, _encode_image_list(extractor, paths, layers)
-
-
-_NATURALISTIC_STREAMS: dict[str, Callable[..., tuple[pd.DataFrame, Features]]] = {
-    "text": _words_stream,
-    "image": _frames_stream,
-    "noise": _noise_frames_stream,
-}
-
-
-def _to_trs(
-    events: pd.DataFrame,
-    features: Features,
-    runs: pd.DataFrame,
-    window: int,
-    cutoff_mult: float,
-) -> Features:
-    """Resample each run's events to its TR midpoints; runs stacked in order."""
+def _resampler(
+    events: pd.DataFrame, runs: pd.DataFrame, window: int, cutoff_mult: float
+) -> Callable[[np.ndarray], np.ndarray]:
+    """Event rows -> TR rows: each run's events resampled to its TR midpoints."""
     times = event_times(events["onset"], events["duration"])
-    out: dict[int, list[np.ndarray]] = {layer: [] for layer in features}
+    selections = []
     for run, tr, n_trs in runs[["run", "tr", "n_trs"]].itertuples(index=False):
         selected = (events["run"] == run).to_numpy()
         grid = tr_times(int(n_trs), float(tr))
         late = times[selected] > grid[-1] + tr / 2
         if late.any():
             logger.warning("run %s: %d events after the last volume", run, int(late.sum()))
-        for layer, data in features.items():
-            out[layer].append(
-                lanczos_resample(data[selected], times[selected], grid, window, cutoff_mult)
-            )
-    return {layer: np.concatenate(parts, axis=0) for layer, parts in out.items()}
+        selections.append((selected, grid))
+
+    def finish(rows: np.ndarray) -> np.ndarray:
+        return np.concatenate(
+            [
+                lanczos_resample(rows[selected], times[selected], grid, window, cutoff_mult)
+                for selected, grid in selections
+            ],
+            axis=0,
+        )
+
+    return finish
+
+
+@dataclass
+class _Naturalistic:
+    stimuli_dir: Path
+    noise_dir: str | os.PathLike | None
+    runs: pd.DataFrame
+    window: int
+    cutoff_mult: float
+
+    def table(self, name: str, columns: list[str]) -> pd.DataFrame:
+        return _read_events(self.stimuli_dir / "naturalistic" / name, columns, self.runs)
+
+    @property
+    def n_trs(self) -> int:
+        return int(self.runs["n_trs"].sum())
+
+
+def _naturalistic_plan(extractor: FeatureExtractor, stream: str, ctx: _Naturalistic) -> StreamPlan:
+    text, image = _split(stream)
+    if text is None:
+        frames = ctx.table("frames.tsv", ["image"])
+        paths = _image_paths(image, list(frames["image"]), ctx.stimuli_dir, ctx.noise_dir)
+        finish = _resampler(frames, ctx.runs, ctx.window, ctx.cutoff_mult)
+        return _image_plan(extractor, stream, paths, finish, ctx.n_trs)
+    words = ctx.table("words.tsv", ["word", "sentence", "char_start", "char_end"])
+    if text == "word":
+        sentences = [str(w) for w in words["word"]]
+        spans = [(0, len(w)) for w in sentences]
+    else:
+        sentences = list(words["sentence"])
+        spans = list(zip(words["char_start"].astype(int), words["char_end"].astype(int)))
+    paths = None
+    if image is not None:
+        frames = ctx.table("frames.tsv", ["image"])
+        frame_images = list(frames["image"].iloc[concurrent_frames(words, frames)])
+        paths = _image_paths(image, frame_images, ctx.stimuli_dir, ctx.noise_dir)
+    finish = _resampler(words, ctx.runs, ctx.window, ctx.cutoff_mult)
+    plan = _text_plan(extractor, stream, sentences, spans, paths, finish, ctx.n_trs)
+    logger.info("%s stream: %d words in %d encoding units", stream, len(words), len(plan.unit_rows))
+    return plan
+
+
+# --- encoding and assembly ------------------------------------------------------------
+
+
+def _encode_stream(
+    extractor: FeatureExtractor,
+    plan: StreamPlan,
+    keys: Sequence[Key],
+    spill: Spill,
+    chunk_size: int,
+) -> None:
+    """Encode the plan's units chunk by chunk into ``spill``."""
+    offsets = np.concatenate([[0], np.cumsum(plan.unit_rows)]).astype(np.int64)
+    n_units = len(plan.unit_rows)
+    for start in range(0, max(n_units, 1), chunk_size):
+        part = slice(start, min(start + chunk_size, n_units))
+        outputs = plan.encode(part, keys)
+        expected = int(offsets[part.stop] - offsets[part.start])
+        for key, rows in outputs.items():
+            if len(rows) != expected:
+                raise ValueError(
+                    f"extractor '{extractor.spec.extractor}' returned {len(rows)} rows of "
+                    f"{key!r} for {expected} pooled spans/images; it must return one row each"
+                )
+        spill.write(int(offsets[start]), outputs)
+        spill.flush()
+    logger.info("%s stream: encoded %d units (%d rows)", plan.name, n_units, offsets[-1])
+
+
+@dataclass(frozen=True)
+class _Array:
+    """One output array: its name, spill key, contributing streams and combination."""
+
+    name: str
+    key: Key
+    streams: tuple[int, ...]
+    combine: str  # "concatenate" (hidden states), "sum" (pseudo-layers), "single" (heads)
+
+
+def _output_arrays(
+    extractor: FeatureExtractor, plans: list[StreamPlan], spills: list[Spill], keys: list[int]
+) -> list[_Array]:
+    pseudo = dict(getattr(extractor, "pseudo_layers", {}) or {})
+    everything = tuple(range(len(plans)))
+    arrays = [
+        _Array(f"layer-{key:02d}", key, everything, "sum" if key in pseudo else "concatenate")
+        for key in keys
+    ]
+    for key in keys:
+        for s, (plan, spill) in enumerate(zip(plans, spills, strict=True)):
+            heads = f"heads-{key:02d}"
+            if heads in spill.arrays:
+                arrays.append(_Array(f"heads-{plan.name}-{key:02d}", heads, (s,), "single"))
+    return arrays
+
+
+def _shape(array: _Array, plans: list[StreamPlan], spills: list[Spill]) -> tuple[int, ...]:
+    parts = [spills[s].read(array.key).shape[1:] for s in array.streams]
+    n_out = plans[array.streams[0]].n_out
+    if array.combine == "concatenate":
+        return (n_out, sum(int(p[0]) for p in parts))
+    if len(set(parts)) != 1:
+        raise ValueError(
+            f"{array.name}: the streams' widths {parts} differ; a pseudo-layer must have one "
+            "width in every stream to be summed"
+        )
+    return (n_out, *parts[0])
+
+
+def _compute(array: _Array, plans: list[StreamPlan], spills: list[Spill]) -> np.ndarray:
+    """One output array: gather each stream's event rows, reduce, combine (float32)."""
+    parts = []
+    for s in array.streams:
+        rows = spills[s].read(array.key)[plans[s].index]
+        reduced = plans[s].finish(rows.reshape(len(rows), -1))
+        parts.append(reduced.reshape(plans[s].n_out, *rows.shape[1:]))
+    if array.combine == "sum":
+        return np.sum([p.astype(np.float64) for p in parts], axis=0).astype(np.float32)
+    return np.concatenate(parts, axis=1).astype(np.float32)
+
+
+def _metadata(
+    extractor: FeatureExtractor,
+    condition: str,
+    keys: list[int],
+    plans: list[StreamPlan],
+    arrays: list[_Array],
+    shapes: dict[str, tuple[int, ...]],
+) -> dict[str, Any]:
+    spec = extractor.spec
+    pseudo = dict(getattr(extractor, "pseudo_layers", {}) or {})
+    heads = {
+        a.name: {
+            "layer": int(str(a.key).split("-")[1]),
+            "stream": plans[a.streams[0]].name,
+            "n_heads": int(shapes[a.name][1]),
+            "head_dim": int(shapes[a.name][2]),
+        }
+        for a in arrays
+        if a.combine == "single"
+    }
+    return {
+        "model": spec.name,
+        "model_id": spec.id,
+        "revision": spec.revision,
+        "extractor": spec.extractor,
+        "source": spec.source,
+        "code_version": spec.code_version,
+        "condition": condition,
+        "streams": [plan.name for plan in plans],
+        "layers": list(keys),
+        "pseudo_layers": {str(k): pseudo[k] for k in keys if k in pseudo},
+        "combine": "streams concatenated per hidden state; summed at pseudo-layers",
+        "heads": heads,
+        "pooling": spec.pooling,
+        "units": "a.u.",
+    }
+
+
+def _plan_concepts(
+    extractor: FeatureExtractor, stimuli_dir: Path, streams: Sequence[str], options: dict
+) -> tuple[list[StreamPlan], dict[str, Any], dict[str, np.ndarray]]:
+    concepts = _read_concepts(stimuli_dir)
+    ctx = _Concepts(stimuli_dir, options["noise_dir"], concepts)
+    plans = [_concept_plan(extractor, stream, ctx) for stream in streams]
+    return plans, {"task": "concepts", "stimuli": list(concepts["concept"])}, {}
+
+
+def _plan_naturalistic(
+    extractor: FeatureExtractor, stimuli_dir: Path, streams: Sequence[str], options: dict
+) -> tuple[list[StreamPlan], dict[str, Any], dict[str, np.ndarray]]:
+    runs, tr = _read_runs(stimuli_dir)
+    window, cutoff_mult = options["window"], options["cutoff_mult"]
+    ctx = _Naturalistic(stimuli_dir, options["noise_dir"], runs, window, cutoff_mult)
+    plans = [_naturalistic_plan(extractor, stream, ctx) for stream in streams]
+    meta = {
+        "task": "naturalistic",
+        "runs": [int(r) for r in runs["run"]],
+        "tr": tr,
+        "n_trs": [int(n) for n in runs["n_trs"]],
+        "resampling": {
+            "method": "lanczos",
+            "window": window,
+            "cutoff_mult": cutoff_mult,
+            "event_time": "onset + duration / 2",
+            "tr_time": "(k + 0.5) * tr",
+        },
+    }
+    run = np.repeat(runs["run"].to_numpy(), runs["n_trs"].to_numpy()).astype(np.int32)
+    return plans, meta, {"run": run}
+
+
+_PLANNERS: dict[str, Callable[..., tuple[list[StreamPlan], dict, dict]]] = {
+    "concepts": _plan_concepts,
+    "naturalistic": _plan_naturalistic,
+}
+
+
+@dataclass
+class _Extraction:
+    plans: list[StreamPlan]
+    spills: list[Spill]
+    arrays: list[_Array]
+    shapes: dict[str, tuple[int, ...]]
+    metadata: dict[str, Any]
+    extra: dict[str, np.ndarray]
+
+    def computed(self) -> Iterator[tuple[str, np.ndarray]]:
+        """Every output array, one at a time, then the extra arrays (``run``)."""
+        for array in self.arrays:
+            yield array.name, _compute(array, self.plans, self.spills)
+        yield from self.extra.items()
+
+
+def _noise_record(streams: Sequence[str], noise_dir: str | os.PathLike | None) -> dict:
+    if noise_dir is None or not any("noise" in s for s in streams):
+        return {}
+    return {"noise_table_sha256": sha256_file(Path(noise_dir) / NOISE_TABLE)}
+
+
+def _extract(
+    extractor: FeatureExtractor,
+    stimuli_dir: str | os.PathLike,
+    task: str,
+    condition: str,
+    layers: Layers,
+    options: dict[str, Any],
+) -> _Extraction:
+    """Plan the streams, encode them into spills, and describe the output arrays."""
+    if task not in _PLANNERS:
+        raise ValueError(
+            f"'task' must be one of {', '.join(_PLANNERS)}; got {task!r}. Fix dataset.tasks in "
+            "config/config.yaml."
+        )
+    streams = check_condition(extractor, condition)
+    pseudo = dict(getattr(extractor, "pseudo_layers", {}) or {})
+    keys = resolve_layers(
+        extractor.spec.layers if layers is None else layers, extractor.n_layers, pseudo
+    )
+    plans, task_meta, extra = _PLANNERS[task](extractor, Path(stimuli_dir), streams, options)
+    spills = []
+    for s, plan in enumerate(plans):
+        folder = None if options["spill_dir"] is None else Path(options["spill_dir"]) / f"s{s}"
+        spills.append(Spill(int(plan.unit_rows.sum()), folder))
+        _encode_stream(extractor, plan, keys, spills[-1], options["chunk_size"])
+    arrays = _output_arrays(extractor, plans, spills, keys)
+    shapes = {a.name: _shape(a, plans, spills) for a in arrays}
+    metadata = _metadata(extractor, condition, keys, plans, arrays, shapes)
+    metadata.update(task_meta, **_noise_record(streams, options["noise_dir"]))
+    logger.info(
+        "extracting %s features of model '%s' (%s task): streams %s, %d layers, %d arrays",
+        condition,
+        extractor.spec.name,
+        task,
+        ", ".join(streams),
+        len(keys),
+        len(arrays),
+    )
+    return _Extraction(plans, spills, arrays, shapes, metadata, extra)
+
+
+def _options(
+    noise_dir: str | os.PathLike | None,
+    window: int = 3,
+    cutoff_mult: float = 1.0,
+    chunk_size: int = CHUNK_SIZE,
+    spill_dir: str | os.PathLike | None = None,
+) -> dict[str, Any]:
+    if not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"'chunk_size' must be an integer >= 1; got {chunk_size!r}")
+    return {
+        "noise_dir": noise_dir,
+        "window": window,
+        "cutoff_mult": cutoff_mult,
+        "chunk_size": chunk_size,
+        "spill_dir": spill_dir,
+    }
+
+
+# --- public API -------------------------------------------------------------------------
+
+
+def extract_concept_features(
+    extractor: FeatureExtractor,
+    stimuli_dir: str | os.PathLike,
+    condition: str,
+    layers: Layers = None,
+    noise_dir: str | os.PathLike | None = None,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Concept-task features of one condition, in memory.
+
+    Parameters
+    ----------
+    extractor : FeatureExtractor
+    stimuli_dir : path
+        Stimuli folder (concepts.tsv, sentences.tsv, images/).
+    condition : str
+        A key of :data:`CONDITIONS` supported by the extractor.
+    layers : "all", sequence of int, or None
+        Hidden states (and pseudo-layers) to extract; None uses ``extractor.spec.layers``.
+    noise_dir : path, optional
+        Folder written by :func:`~brainalign.features.noise.make_noise_images`; needed
+        when the condition shows the model noise images.
+
+    Returns
+    -------
+    arrays : dict of str to ndarray
+        ``layer-XX``: float32 array of shape (n_concepts, n_features), rows in
+        concepts.tsv order, columns the condition's streams concatenated (summed at a
+        pseudo-layer); with ``spec.attention_heads``, ``heads-<stream>-XX`` arrays of
+        shape (n_concepts, n_heads, head_dim).
+    metadata : dict
+        Contract keys (model, model_id, revision, extractor, condition, task, layers,
+        stimuli, pooling, units) plus source, code_version, streams, pseudo_layers,
+        heads and, with noise, noise_table_sha256.
+    """
+    run = _extract(extractor, stimuli_dir, "concepts", condition, layers, _options(noise_dir))
+    return dict(run.computed()), run.metadata
 
 
 def extract_naturalistic_features(
@@ -385,11 +754,12 @@ def extract_naturalistic_features(
     window: int = 3,
     cutoff_mult: float = 1.0,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Naturalistic-task features of one condition, resampled to the TRs.
+    """Naturalistic-task features of one condition, resampled to the TRs, in memory.
 
-    Each distinct sentence of words.tsv is encoded once and pooled at every word span
-    it holds; each distinct frame image is encoded once. Each stream is resampled per
-    run with :func:`~brainalign.features.align.lanczos_resample` (event times at
+    Each distinct sentence of words.tsv (with, for a joint stream, each distinct
+    concurrent frame) is encoded once and pooled at every word span it holds; each
+    distinct frame image is encoded once. Each stream is resampled per run with
+    :func:`~brainalign.features.align.lanczos_resample` (event times at
     ``onset + duration / 2``, TR times at ``(k + 0.5) * tr``, seconds from the run's
     first volume); a run without events of a stream gets zeros for it.
 
@@ -406,48 +776,15 @@ def extract_naturalistic_features(
     -------
     arrays : dict of str to ndarray
         ``layer-XX``: float32 array of shape (n_trs_total, n_features), runs concatenated
-        in run order; ``run``: int32 array of shape (n_trs_total,).
+        in run order; ``heads-<stream>-XX`` as for the concept task; ``run``: int32
+        array of shape (n_trs_total,).
     metadata : dict
         As for the concept task with task "naturalistic", plus ``runs``, ``tr``,
         ``n_trs`` (per run) and ``resampling``.
     """
-    streams = check_condition(extractor, condition)
-    layer_list = resolve_layers(
-        extractor.spec.layers if layers is None else layers, extractor.n_layers
-    )
-    stimuli_dir = Path(stimuli_dir)
-    runs, tr = _read_runs(stimuli_dir)
-    features = []
-    for stream in streams:
-        events, encoded = _NATURALISTIC_STREAMS[stream](
-            extractor, stimuli_dir, runs, layer_list, noise_dir
-        )
-        features.append(_to_trs(events, encoded, runs, window, cutoff_mult))
-    arrays = _concatenate(features, layer_list)
-    arrays["run"] = np.repeat(runs["run"].to_numpy(), runs["n_trs"].to_numpy()).astype(np.int32)
-    logger.info(
-        "extracted %s features of model '%s' for %d runs (%d TRs of %.3g s), %d layers",
-        condition,
-        extractor.spec.name,
-        len(runs),
-        len(arrays["run"]),
-        tr,
-        len(layer_list),
-    )
-    metadata = _metadata(extractor, condition, "naturalistic", layer_list)
-    metadata.update(
-        runs=[int(r) for r in runs["run"]],
-        tr=tr,
-        n_trs=[int(n) for n in runs["n_trs"]],
-        resampling={
-            "method": "lanczos",
-            "window": window,
-            "cutoff_mult": cutoff_mult,
-            "event_time": "onset + duration / 2",
-            "tr_time": "(k + 0.5) * tr",
-        },
-    )
-    return arrays, metadata
+    options = _options(noise_dir, window, cutoff_mult)
+    run = _extract(extractor, stimuli_dir, "naturalistic", condition, layers, options)
+    return dict(run.computed()), run.metadata
 
 
 TASKS: dict[str, Callable[..., tuple[dict[str, np.ndarray], dict[str, Any]]]] = {
@@ -479,3 +816,118 @@ def extract_task_features(
             "config/config.yaml."
         )
     return TASKS[task](extractor, stimuli_dir, condition, layers, noise_dir)
+
+
+def write_task_features(
+    extractor: FeatureExtractor,
+    stimuli_dir: str | os.PathLike,
+    task: str,
+    condition: str,
+    out: str | os.PathLike,
+    layers: Layers = None,
+    noise_dir: str | os.PathLike | None = None,
+    *,
+    window: int = 3,
+    cutoff_mult: float = 1.0,
+    chunk_size: int = CHUNK_SIZE,
+    metadata: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Extract one task x condition and stream it to a safetensors file, layer by layer.
+
+    Pooled rows are spilled chunk by chunk to memory-mapped files in a temporary
+    folder beside ``out``; then each output array is computed and written in turn.
+    Peak memory: one chunk of ``chunk_size`` stimuli at every layer, or one layer of
+    every stimulus, whichever is larger (plus the model).
+
+    Parameters
+    ----------
+    extractor, stimuli_dir, task, condition, layers, noise_dir
+        As for :func:`extract_task_features`.
+    out : path
+        The ``.safetensors`` file (written atomically; same arrays and metadata as the
+        in-memory functions return).
+    window, cutoff_mult
+        Lanczos parameters (naturalistic task).
+    chunk_size : int
+        Encoding units (sentences, images) per spill.
+    metadata : dict, optional
+        Extra metadata (e.g. the cache key).
+
+    Returns
+    -------
+    dict
+        The file's metadata.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.spill-") as spill:
+        options = _options(noise_dir, window, cutoff_mult, chunk_size, spill)
+        run = _extract(extractor, stimuli_dir, task, condition, layers, options)
+        run.metadata.update(metadata or {})
+        layout = {a.name: (np.float32, run.shapes[a.name]) for a in run.arrays}
+        layout.update({name: (a.dtype, a.shape) for name, a in run.extra.items()})
+        with write_safetensors(out, layout, run.metadata) as writer:
+            for name, array in run.computed():
+                writer.write(name, array)
+        run.spills.clear()
+    logger.info("wrote %s (%d arrays)", out, len(layout))
+    return run.metadata
+
+
+def extract_features_file(
+    spec: ModelSpec,
+    stimuli_dir: str | os.PathLike,
+    task: str,
+    condition: str,
+    out: str | os.PathLike,
+    noise_dir: str | os.PathLike | None = None,
+    cache: FeatureCache | None = None,
+    *,
+    window: int = 3,
+    cutoff_mult: float = 1.0,
+    chunk_size: int = CHUNK_SIZE,
+) -> dict[str, Any]:
+    """The extraction of one rule: read the cache, else load the model and extract.
+
+    The cache key (:func:`~brainalign.features.cache.feature_cache_key`) is computed
+    from the spec, the model's files, the code and the stimuli before any model is
+    loaded; on a hit the cached file is copied to ``out`` with this model's name, on a
+    miss the model is loaded, :func:`write_task_features` writes ``out`` and the file
+    is stored in the cache. A hit and a miss write the same bytes.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    stimuli_dir, task, condition, out, noise_dir, window, cutoff_mult, chunk_size
+        As for :func:`write_task_features` (layers come from ``spec.layers``).
+    cache : FeatureCache or None
+        None: no cache (see :meth:`FeatureCache.from_env`).
+
+    Returns
+    -------
+    dict
+        The file's metadata (with ``cache_key``).
+    """
+    resampling = {"window": window, "cutoff_mult": cutoff_mult}
+    key, record = feature_cache_key(spec, stimuli_dir, task, condition, noise_dir, resampling)
+    if cache is not None and cache.fetch(key, out, {"model": spec.name}):
+        from brainalign.features.stream import read_layout
+
+        logger.info("feature cache hit: %s (%s)", key, cache.path(key))
+        return read_layout(out)[1]
+    logger.info("feature cache %s: key %s", "miss" if cache is not None else "off", key)
+    metadata = write_task_features(
+        load_extractor(spec),
+        stimuli_dir,
+        task,
+        condition,
+        out,
+        noise_dir=noise_dir,
+        window=window,
+        cutoff_mult=cutoff_mult,
+        chunk_size=chunk_size,
+        metadata={"cache_key": key},
+    )
+    if cache is not None:
+        logger.info("stored features in the cache: %s", cache.store(key, out, record))
+    return metadata

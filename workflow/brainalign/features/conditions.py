@@ -1,0 +1,158 @@
+"""Input conditions and the streams a model reads under each (torch-free).
+
+A condition names the *inputs* shown to a model:
+
+- "text": the stimulus sentence(s), pooled at the target word (concept task: the
+  concept word in each of its sentences, averaged over contexts; naturalistic task:
+  every word of the transcript in its sentence);
+- "word": the target word alone, without its sentence (concept task: the concept
+  word; naturalistic task: each transcript word);
+- "image": the stimulus image (concept task: the concept's picture; naturalistic
+  task: the video frames);
+- "noise": the seeded noise image standing in for the stimulus image (stored with
+  its hash by :func:`~brainalign.features.noise.make_noise_images`).
+
+=============  ===============  ==================================================
+condition      inputs           paper
+=============  ===============  ==================================================
+``sentence``   text             000: sentence only
+``picture``    text + image     000: sentence with picture
+``noise``      text + noise     000: picture replaced by a seeded noise image
+``image``      image            000: picture only
+``word``       word             000: concept word only
+``language``   text             002: video, language stream only (transcript words)
+``vision``     image            002: video, vision stream only (frames)
+``joint``      text + image     002: video, both streams
+=============  ===============  ==================================================
+
+The video conditions are streams over events: words (words.tsv, each in its
+sentence) and frames (frames.tsv), resampled to the TRs. On the concept task they
+read the same inputs as ``sentence``, ``image`` and ``picture``.
+
+How a model reads the inputs (:func:`resolve_streams`) depends on its family:
+
+- a model that *requires an image* (``requires_image``: e.g. LXMERT) gets the noise
+  image in the conditions without one (paper 000's rule);
+- a *joint* model (a vision-language encoder) reads text and image in one pass: the
+  streams merge into one, ``"text+image"`` (concept task: each sentence with its
+  concept's picture; naturalistic task: each word, in its sentence, with the frame on
+  screen at the word's time, its *concurrent frame*);
+- other models (separate towers: CLIP, SigLIP) read each input separately; the
+  features of layer ``l`` concatenate the streams' features (and the contrastive
+  ``embeds`` pseudo-layer sums them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+__all__ = [
+    "noise_table_input",
+    "CONDITIONS",
+    "INPUT_MODALITY",
+    "condition_modalities",
+    "resolve_streams",
+    "uses_noise",
+    "uses_images",
+]
+
+CONDITIONS: dict[str, tuple[str, ...]] = {
+    "sentence": ("text",),
+    "picture": ("text", "image"),
+    "noise": ("text", "noise"),
+    "image": ("image",),
+    "word": ("word",),
+    "language": ("text",),
+    "vision": ("image",),
+    "joint": ("text", "image"),
+}
+# The model input each condition input needs.
+INPUT_MODALITY = {"text": "text", "word": "text", "image": "image", "noise": "image"}
+
+
+def _check(condition: str) -> tuple[str, ...]:
+    if condition not in CONDITIONS:
+        raise ValueError(
+            f"unknown condition '{condition}'; known: {', '.join(CONDITIONS)}. "
+            "Fix the condition in config/config.yaml."
+        )
+    return CONDITIONS[condition]
+
+
+def condition_modalities(condition: str, requires_image: bool = False) -> frozenset[str]:
+    """Model inputs a condition needs ("image" too for text conditions of a model
+    that requires an image)."""
+    needed = {INPUT_MODALITY[i] for i in _check(condition)}
+    if requires_image and "text" in needed:
+        needed.add("image")
+    return frozenset(needed)
+
+
+def resolve_streams(
+    condition: str, requires_image: bool = False, joint: bool = False
+) -> tuple[str, ...]:
+    """The streams a model reads under ``condition``.
+
+    Parameters
+    ----------
+    condition : str
+        A key of :data:`CONDITIONS`.
+    requires_image : bool
+        Text conditions without an image get "noise".
+    joint : bool
+        Text and image are read in one pass: ``("text", "image")`` becomes
+        ``("text+image",)``.
+
+    Returns
+    -------
+    tuple of str
+        E.g. ``("text",)``, ``("text", "noise")``, ``("word+noise",)``.
+    """
+    inputs = _check(condition)
+    text = [i for i in inputs if INPUT_MODALITY[i] == "text"]
+    image = [i for i in inputs if INPUT_MODALITY[i] == "image"]
+    if text and not image and requires_image:
+        image = ["noise"]
+    if text and image and joint:
+        return (f"{text[0]}+{image[0]}",)
+    return (*text, *image)
+
+
+def uses_noise(condition: str, requires_image: bool = False) -> bool:
+    """Whether the condition feeds such a model the noise images."""
+    return any("noise" in s for s in resolve_streams(condition, requires_image))
+
+
+def uses_images(condition: str, requires_image: bool = False) -> bool:
+    """Whether the condition feeds such a model the stimulus images."""
+    return any("image" in s.split("+") for s in resolve_streams(condition, requires_image))
+
+
+def noise_table_input(
+    models: Mapping[str, Mapping[str, Any]], table: str
+) -> Callable[[Any], list[str]]:
+    """A Snakemake input function: ``[table]`` when a job shows its model noise images.
+
+    Parameters
+    ----------
+    models : mapping
+        The config's ``models`` section (each entry has ``extractor``).
+    table : str
+        Path of the noise-image table (the output of rule make_noise_images).
+
+    Returns
+    -------
+    callable
+        ``f(wildcards) -> [table]`` for the "noise" condition and for the text-only
+        conditions of a model that requires an image; ``[]`` otherwise.
+    """
+    from brainalign.features.registry import extractor_requires_image
+
+    def get_noise_table(wildcards: Any) -> list[str]:
+        extractor = models[wildcards.model]["extractor"]
+        return (
+            [table] if uses_noise(wildcards.condition, extractor_requires_image(extractor)) else []
+        )
+
+    return get_noise_table
