@@ -26,7 +26,11 @@ def demo_config():
 def test_demo_config_is_valid_and_gets_defaults(demo_config):
     del demo_config["rsa"]
     config = validate_config(demo_config)
-    assert config["rsa"] == {"metric": "correlation", "comparison": "spearman"}
+    assert config["rsa"] == {
+        "metric": "correlation", "brain_metric": None, "noise": "diag", "comparison": "spearman",
+        "n_permutations": 10000, "n_bootstrap": 1000, "bootstrap": "both", "ci_level": 0.95,
+        "fdr_alpha": 0.05,
+    }
     assert config["models"]["clip"]["pooling"] == "word"
     assert config["models"]["clip"]["trust_remote_code"] is False
 
@@ -43,7 +47,7 @@ def test_model_conditions_respect_modalities(demo_config):
     ("mutate", "message"),
     [
         (lambda c: c["rsa"].update(metrc="cosine"),
-         "config key 'rsa.metrc' is not allowed; expected one of: comparison, metric; did you mean 'metric'?"),
+         "config key 'rsa.metrc' is not allowed; expected one of: bootstrap, brain_metric, ci_level, comparison, fdr_alpha, metric, n_bootstrap, n_permutations, noise; did you mean 'metric'?"),
         (lambda c: c.update(sed=1), "config key 'sed' is not allowed"),
         (lambda c: c["encoding"].update(alphas=[]), "config 'encoding.alphas' is invalid: [] should be non-empty"),
         (lambda c: c["encoding"].update(alphas=[-1.0]), "config 'encoding.alphas.0' is invalid"),

@@ -1,14 +1,30 @@
-"""Tests of brainalign.rsa against rsatoolbox and scipy, and on planted structure."""
+"""Tests of brainalign.rsa's RDMs, comparisons and noise ceilings against rsatoolbox and scipy."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from rsatoolbox.data import Dataset
+from rsatoolbox.data.noise import prec_from_measurements
+from rsatoolbox.inference import boot_noise_ceiling
 from rsatoolbox.rdm import RDMs, calc_rdm, compare
-from scipy.spatial.distance import pdist
+from rsatoolbox.util.inference_util import pool_rdm
+from scipy.spatial.distance import pdist, squareform
 
-from brainalign.rsa import compare_rdms, compute_rdm, n_conditions_from_rdm
+from brainalign.rsa import (
+    compare_rdm_sets,
+    compare_rdms,
+    compute_crossnobis_rdm,
+    compute_rdm,
+    estimate_noise_precision,
+    n_conditions_from_rdm,
+    noise_ceiling,
+    pool_rdms,
+    reorder_rdm,
+)
+
+RSATOOLBOX_METHODS = [("spearman", "spearman"), ("pearson", "corr"), ("kendall_tau_a", "tau-a"),
+                      ("rho_a", "rho-a")]
 
 
 @pytest.fixture
@@ -52,10 +68,7 @@ def test_rdm_is_exact_for_large_offsets():
     np.testing.assert_allclose(compute_rdm(patterns, "euclidean"), pdist(patterns), rtol=1e-9)
 
 
-@pytest.mark.parametrize(
-    ("method", "rsatoolbox_method"),
-    [("spearman", "spearman"), ("pearson", "corr"), ("kendall_tau_a", "tau-a")],
-)
+@pytest.mark.parametrize(("method", "rsatoolbox_method"), RSATOOLBOX_METHODS)
 def test_comparison_matches_rsatoolbox(method, rsatoolbox_method):
     rng = np.random.default_rng(2)
     a = rng.standard_normal(45)
@@ -64,6 +77,24 @@ def test_comparison_matches_rsatoolbox(method, rsatoolbox_method):
     a[20:30] = np.round(a[20:30])
     expected = compare(RDMs(a[None]), RDMs(b[None]), method=rsatoolbox_method)[0, 0]
     assert compare_rdms(a, b, method) == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize(("method", "rsatoolbox_method"), RSATOOLBOX_METHODS)
+def test_comparison_sets_match_rsatoolbox(method, rsatoolbox_method):
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((3, 36))
+    b = np.round(a[[0, 1, 2, 0]] + rng.standard_normal((4, 36)), 1)  # ties in b
+    expected = compare(RDMs(a), RDMs(b), method=rsatoolbox_method)
+    np.testing.assert_allclose(compare_rdm_sets(a, b, method), expected, atol=1e-6)
+    assert compare_rdm_sets(a, b, method)[2, 1] == pytest.approx(compare_rdms(a[2], b[1], method))
+
+
+def test_rho_a_does_not_reward_predicting_ties():
+    # a model predicting ties where the data has an order: Spearman inflates, rho-a does not
+    data = np.arange(21.0)
+    model = np.repeat([0.0, 1.0, 2.0], 7)
+    assert compare_rdms(model, data, "rho_a") < compare_rdms(model, data, "spearman")
+    assert compare_rdms(data, data, "rho_a") == pytest.approx(1.0)
 
 
 def test_kendall_tau_a_differs_from_tau_b_with_model_ties():
@@ -88,6 +119,97 @@ def test_planted_cluster_structure_is_recovered():
         assert compare_rdms(rdm, model, "spearman") > 0.7, metric
         assert abs(compare_rdms(rdm, shuffled, "spearman")) < 0.3, metric
         assert compare_rdms(rdm, model, "kendall_tau_a") > 0.3, metric
+
+
+@pytest.fixture
+def runs() -> np.ndarray:
+    """3 runs x 9 conditions x 14 features: shared structure plus run-specific noise."""
+    rng = np.random.default_rng(6)
+    signal = rng.standard_normal((9, 14)) + 2.0
+    return signal + rng.standard_normal((3, 9, 14)) * rng.uniform(0.5, 3.0, 14)
+
+
+def _rsatoolbox_runs(runs: np.ndarray) -> Dataset:
+    n_runs, n_conditions, _ = runs.shape
+    return Dataset(
+        runs.reshape(n_runs * n_conditions, -1),
+        obs_descriptors={"conds": np.tile(np.arange(n_conditions), n_runs),
+                         "runs": np.repeat(np.arange(n_runs), n_conditions)},
+    )
+
+
+def test_crossnobis_matches_rsatoolbox(runs):
+    data = _rsatoolbox_runs(runs)
+    expected = calc_rdm(data, method="crossnobis", descriptor="conds", cv_descriptor="runs")
+    np.testing.assert_allclose(compute_crossnobis_rdm(runs), expected.get_vectors()[0], atol=1e-6)
+
+
+def test_crossnobis_with_diagonal_noise_matches_rsatoolbox(runs):
+    data = _rsatoolbox_runs(runs)
+    dof = runs.shape[1] * (runs.shape[0] - 1)  # rsatoolbox's default dof is (n_conds - 1) * n_runs
+    precision = prec_from_measurements(data, obs_desc="conds", dof=dof, method="diag")
+    np.testing.assert_allclose(estimate_noise_precision(runs), np.diag(precision), rtol=1e-9)
+    expected = calc_rdm(data, method="crossnobis", descriptor="conds", cv_descriptor="runs",
+                        noise=precision)
+    ours = compute_crossnobis_rdm(runs, estimate_noise_precision(runs))
+    np.testing.assert_allclose(ours, expected.get_vectors()[0], atol=1e-6)
+
+
+def test_crossnobis_is_unbiased_by_noise():
+    # identical conditions in truth: plain distances grow with the noise, crossnobis stays at 0
+    rng = np.random.default_rng(7)
+    runs = np.ones((4, 6, 300)) + rng.standard_normal((4, 6, 300)) * 2.0
+    plain = compute_rdm(runs.mean(axis=0), "squared_euclidean")
+    cross = compute_crossnobis_rdm(runs)
+    assert plain.mean() > 1.5  # 2 * noise variance / n_runs
+    assert abs(cross.mean()) < 0.1
+    assert (cross < 0).any()
+
+
+def test_noise_precision_normalises_noisy_voxels():
+    # one voxel with huge noise dominates the identity crossnobis, not the noise-normalised one
+    rng = np.random.default_rng(8)
+    signal = np.repeat(np.eye(3), [3, 3, 2], axis=0) @ rng.standard_normal((3, 20))
+    runs = signal + rng.standard_normal((2, 8, 20)) * 0.3
+    runs[:, :, 0] += rng.standard_normal((2, 8)) * 50.0
+    model = compute_rdm(np.repeat(np.eye(3), [3, 3, 2], axis=0), "squared_euclidean")
+    plain = compare_rdms(compute_crossnobis_rdm(runs), model)
+    normalised = compare_rdms(compute_crossnobis_rdm(runs, estimate_noise_precision(runs)), model)
+    assert normalised > 0.7 and normalised > plain + 0.2
+
+
+@pytest.mark.parametrize(("method", "rsatoolbox_method"), RSATOOLBOX_METHODS)
+def test_noise_ceiling_matches_rsatoolbox(method, rsatoolbox_method):
+    rng = np.random.default_rng(9)
+    shared = rng.standard_normal(45)
+    subjects = shared + rng.standard_normal((5, 45)) * np.array([[0.5], [1.0], [1.5], [1.0], [2.0]])
+    lower, upper = boot_noise_ceiling(RDMs(subjects), method=rsatoolbox_method)
+    ceiling = noise_ceiling(subjects, method)
+    assert ceiling.lower == pytest.approx(lower, abs=1e-6)
+    assert ceiling.upper == pytest.approx(upper, abs=1e-6)
+    assert ceiling.lower < ceiling.upper
+    pooled = pool_rdm(RDMs(subjects), rsatoolbox_method).get_vectors()[0]  # 'corr' adds a shift
+    ours = pool_rdms(subjects, method)
+    np.testing.assert_allclose(ours - ours.mean(), pooled - pooled.mean(), atol=1e-9)
+
+
+def test_noise_ceiling_tracks_the_noise():
+    rng = np.random.default_rng(10)
+    shared = rng.standard_normal(105)
+    quiet = noise_ceiling(shared + rng.standard_normal((6, 105)) * 0.3)
+    noisy = noise_ceiling(shared + rng.standard_normal((6, 105)) * 3.0)
+    assert quiet.lower > 0.85 and noisy.lower < 0.4
+    assert noisy.upper - noisy.lower > quiet.upper - quiet.lower
+    assert np.isnan(noise_ceiling(shared[None]).lower)
+
+
+def test_reorder_rdm_matches_reordering_the_patterns(patterns):
+    order = np.array([4, 0, 10, 7, 1])
+    np.testing.assert_allclose(reorder_rdm(compute_rdm(patterns), order),
+                               compute_rdm(patterns[order]), atol=1e-12)
+    square = squareform(compute_rdm(patterns))
+    np.testing.assert_allclose(reorder_rdm(compute_rdm(patterns), order),
+                               squareform(square[np.ix_(order, order)], checks=False))
 
 
 def test_rdm_pairs_follow_squareform_order():
@@ -121,7 +243,8 @@ def test_rdm_pairs_follow_squareform_order():
         ),
         (
             lambda: compare_rdms(np.arange(6.0), np.arange(6.0), "kendall"),
-            r"^'method' must be one of 'spearman', 'pearson', 'kendall_tau_a'; got 'kendall'$",
+            r"^'method' must be one of 'spearman', 'pearson', 'kendall_tau_a', 'rho_a'; "
+            r"got 'kendall'$",
         ),
         (
             lambda: compare_rdms(np.ones(6), np.arange(6.0)),
@@ -132,6 +255,19 @@ def test_rdm_pairs_follow_squareform_order():
             r"a condensed RDM has n \* \(n - 1\) / 2 entries; got 5",
         ),
         (lambda: compare_rdms(np.eye(4), np.eye(4)), r"RDM 'a' must be condensed, 1D"),
+        (
+            lambda: compute_crossnobis_rdm(np.ones((1, 4, 3))),
+            r"crossnobis needs repeated measurements: 'patterns_by_run' must have >= 2 runs",
+        ),
+        (
+            lambda: compute_crossnobis_rdm(np.ones((2, 4, 3)), np.ones(5)),
+            r"'noise_precision' must be None or 3 finite non-negative values",
+        ),
+        (
+            lambda: estimate_noise_precision(np.ones((2, 4, 3))),
+            r"'patterns_by_run' has 3 features with no variance across runs",
+        ),
+        (lambda: reorder_rdm(np.arange(6.0), [0, 0, 1]), r"'order' must list distinct condition"),
     ],
 )
 def test_rsa_errors(call, match):

@@ -112,7 +112,9 @@ def test_same_seed_same_bytes(copy_of_run, demo_run):
         "results/preprocess/sub-02/sub-02_task-naturalistic_desc-preproc_bold.safetensors",
         "results/encoding/sub-02/task-naturalistic/sub-02_task-naturalistic_model-minilm_cond-sentence_layer-6_voxels.parquet",
         "results/encoding/sub-02/task-naturalistic/sub-02_task-naturalistic_model-minilm_cond-sentence_layer-6_stat-r_statmap.nii.gz",
-        "results/rsa/sub-02/roi-visual/sub-02_roi-visual_model-clip_cond-noise_layer-2_rsa.parquet",
+        "results/rsa/sub-02/sub-02_task-concepts_rdms.safetensors",
+        "results/rsa/model-clip/model-clip_cond-noise_permutation.parquet",
+        "results/rsa/roi-visual/roi-visual_models.parquet",
     ]
     for target in targets:
         (copy_of_run / target).unlink()

@@ -1,7 +1,7 @@
 """File-level steps of the workflow: read labelled inputs, check they match, compute, write.
 
 Each function here is what one Snakemake rule does. The science is in
-:mod:`brainalign.encoding` and :mod:`brainalign.rsa`; this module pairs brain data and
+:mod:`brainalign.encoding`; this module pairs brain data and
 features by their labels (never by file order) and writes labelled results.
 """
 
@@ -22,14 +22,9 @@ __all__ = [
     "match_features",
     "unmask",
     "run_fit_encoding",
-    "run_brain_rdm",
-    "run_model_rdms",
-    "run_rsa",
     "roi_summary",
     "parse_entities",
     "group_maps_by_unit",
-    "average_brain_rdms",
-    "deepest_model_rdms",
 ]
 
 logger = logging.getLogger(__name__)
@@ -205,63 +200,6 @@ def run_fit_encoding(
     return rois
 
 
-def run_brain_rdm(patterns_path: PathLike, roi: str, *, metric: str, out: PathLike) -> np.ndarray:
-    """Compute one subject's RDM of concept patterns in one ROI and write it."""
-    from .rsa import compute_rdm
-
-    arrays, meta = io.load_arrays(patterns_path)
-    if roi not in meta["rois"]:
-        raise ValueError(
-            f"ROI '{roi}' is not in the atlas of '{patterns_path}' (it has "
-            f"{', '.join(meta['rois'])}); fix 'dataset.rois' in the config."
-        )
-    voxels = arrays["roi"] == meta["rois"][roi]
-    rdm = compute_rdm(arrays["patterns"][:, voxels], metric=metric)
-    logger.info("ROI %s: %d voxels, %d concepts, metric %s", roi, voxels.sum(), len(meta["stimuli"]), metric)
-    io.save_arrays(
-        out,
-        {"rdm": rdm.astype(np.float64)},
-        {"subject": meta["subject"], "roi": roi, "metric": metric, "stimuli": meta["stimuli"],
-         "n_voxels": int(voxels.sum())},
-    )
-    return rdm
-
-
-def run_model_rdms(features_path: PathLike, *, metric: str, out: PathLike) -> None:
-    """Compute the RDM of every layer of a concept feature file and write them together."""
-    from .rsa import compute_rdm
-
-    features, meta = io.load_arrays(features_path)
-    rdms = {key: compute_rdm(features[key], metric=metric) for key in sorted(features) if key.startswith("layer-")}
-    io.save_arrays(out, rdms, {**meta, "metric": metric})
-
-
-def run_rsa(brain_rdm: PathLike, model_rdms: PathLike, *, layer: int, method: str, out: PathLike) -> pd.DataFrame:
-    """Compare one subject x ROI brain RDM with one model layer's RDM and write the score."""
-    from scipy.spatial.distance import squareform
-
-    from .rsa import compare_rdms
-
-    brain, bmeta = io.load_arrays(brain_rdm)
-    models, mmeta = io.load_arrays(model_rdms)
-    rdm = _layer(models, layer, model_rdms)
-    order = {name: i for i, name in enumerate(mmeta["stimuli"])}
-    missing = [name for name in bmeta["stimuli"] if name not in order]
-    if missing:
-        raise ValueError(f"model RDMs '{model_rdms}' lack concepts {missing[:5]} of '{brain_rdm}'.")
-    idx = [order[name] for name in bmeta["stimuli"]]
-    rdm = squareform(squareform(rdm, checks=False)[np.ix_(idx, idx)], checks=False)
-    score = compare_rdms(brain["rdm"], rdm, method=method)
-    table = pd.DataFrame(
-        [{"subject": bmeta["subject"], "roi": bmeta["roi"], "model": mmeta["model"],
-          "condition": mmeta["condition"], "layer": int(layer), "metric": bmeta["metric"],
-          "comparison": method, "score": float(score), "n_voxels": bmeta["n_voxels"]}]
-    )
-    io.write_table(table, out)
-    logger.info("RSA %s vs %s layer %d: %s = %.4f", bmeta["roi"], mmeta["model"], layer, method, score)
-    return table
-
-
 def parse_entities(path: PathLike) -> dict[str, str]:
     """BIDS-style ``key-value`` entities of a file name (``sub-01_model-clip...``)."""
     stem = os.path.basename(str(path)).split(".")[0]
@@ -285,26 +223,3 @@ def group_maps_by_unit(paths: list[PathLike], deepest_only: bool = True) -> dict
         label = f"{ent['model']} / {ent['cond']} / layer {int(ent['layer'])}"
         groups.setdefault(label, []).append(path)
     return dict(sorted(groups.items()))
-
-
-def average_brain_rdms(paths: list[PathLike]) -> dict[str, np.ndarray]:
-    """Average brain RDMs across subjects, per ROI (stimulus orders must agree)."""
-    by_roi: dict[str, list[np.ndarray]] = {}
-    reference: dict[str, list[str]] = {}
-    for path in paths:
-        arrays, meta = io.load_arrays(path)
-        ref = reference.setdefault(meta["roi"], meta["stimuli"])
-        if ref != meta["stimuli"]:
-            raise ValueError(f"brain RDM '{path}' orders its concepts differently from the other subjects")
-        by_roi.setdefault(meta["roi"], []).append(arrays["rdm"])
-    return {roi: np.mean(rdms, axis=0) for roi, rdms in by_roi.items()}
-
-
-def deepest_model_rdms(paths: list[PathLike]) -> dict[str, np.ndarray]:
-    """The RDM of the deepest analysed layer of each model / condition file."""
-    out = {}
-    for path in paths:
-        arrays, meta = io.load_arrays(path)
-        key = max(k for k in arrays if k.startswith("layer-"))
-        out[f"{meta['model']} / {meta['condition']} / {key}"] = arrays[key]
-    return out

@@ -157,14 +157,6 @@ def get_encoding_maps(wildcards):
     return unit_paths(rules.fit_encoding.output.map, task=wildcards.task)
 
 
-def get_rsa_tables(wildcards=None):
-    return (
-        [p for roi in ROIS for p in unit_paths(rules.compute_rsa.output.table, roi=roi)]
-        if "concepts" in TASKS
-        else []
-    )
-
-
 def get_model_rdms(wildcards=None):
     return [
         rules.compute_model_rdms.output.rdms.format(model=model, condition=cond)

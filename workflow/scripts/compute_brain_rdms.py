@@ -1,11 +1,13 @@
-"""Rule compute_brain_rdms: one subject's concept RDM in one ROI."""
+"""Rule compute_brain_rdms: one subject's concept RDM in every ROI."""
 from brainalign.logs import log_to_file
-from brainalign.pipeline import run_brain_rdm
+from brainalign.rsa.steps import run_brain_rdms
 
 with log_to_file(snakemake.log[0]):
-    run_brain_rdm(
+    rsa = snakemake.params.rsa
+    run_brain_rdms(
         snakemake.input.patterns,
-        snakemake.wildcards.roi,
-        metric=snakemake.params.rsa["metric"],
-        out=snakemake.output.rdm,
+        snakemake.params.rois,
+        metric=rsa["brain_metric"] or rsa["metric"],
+        noise=rsa["noise"],
+        out=snakemake.output.rdms,
     )

@@ -1,12 +1,15 @@
-"""Rule compute_rsa: compare a brain RDM with one model layer's RDM."""
+"""Rule compute_rsa: per-subject scores of every layer of one model x condition in every
+ROI, and the group-level permutation test over concept labels."""
 from brainalign.logs import log_to_file
-from brainalign.pipeline import run_rsa
+from brainalign.rsa.steps import run_rsa
 
 with log_to_file(snakemake.log[0]):
     run_rsa(
         snakemake.input.brain,
         snakemake.input.model,
-        layer=int(snakemake.wildcards.layer),
-        method=snakemake.params.rsa["comparison"],
-        out=snakemake.output.table,
+        params=snakemake.params.rsa,
+        seed=snakemake.params.seed,
+        out_scores=snakemake.output.scores,
+        out_permutation=snakemake.output.permutation,
+        n_jobs=snakemake.threads,
     )

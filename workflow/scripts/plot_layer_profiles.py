@@ -3,7 +3,7 @@ from brainalign import io
 from brainalign.figures import plot_layer_profiles
 from brainalign.logs import log_to_file
 
-LABELS = {"encoding": "held-out Pearson r (mean over ROI voxels)", "rsa": "RSA (Spearman rho)"}
+LABELS = {"encoding": "held-out Pearson r (mean over ROI voxels)"}
 
 with log_to_file(snakemake.log[0]):
     plot_layer_profiles(

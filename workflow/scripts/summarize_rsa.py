@@ -1,10 +1,15 @@
-"""Rule summarize_rsa: per-subject RSA scores and one-sample t-tests across subjects."""
-from brainalign import io
-from brainalign.group import collect_tables, group_ttest
+"""Rule summarize_rsa: tidy group tables of the RSA stage, with FDR control."""
 from brainalign.logs import log_to_file
+from brainalign.rsa.steps import summarize_rsa
+
+KINDS = ("layers", "ceiling", "selected", "models", "pairwise")
 
 with log_to_file(snakemake.log[0]):
-    subjects = collect_tables(snakemake.input.tables)
-    io.write_table(subjects, snakemake.output.subjects)
-    by = ["roi", "model", "condition", "layer"]
-    io.write_table(group_ttest(subjects, "score", by), snakemake.output.group)
+    summarize_rsa(
+        snakemake.input.scores,
+        snakemake.input.permutation,
+        {kind: getattr(snakemake.input, kind) for kind in KINDS},
+        snakemake.input.brain,
+        fdr_alpha=snakemake.params.rsa["fdr_alpha"],
+        out=dict(snakemake.output.items()),
+    )
