@@ -10,7 +10,7 @@ import pandas as pd
 
 from . import io
 
-__all__ = ["collect_tables", "group_ttest"]
+__all__ = ["collect_tables", "group_ttest", "group_paired_ttest"]
 
 
 def collect_tables(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
@@ -55,3 +55,59 @@ def group_ttest(table: pd.DataFrame, value: str, by: Sequence[str]) -> pd.DataFr
         rows.append({**dict(zip(by, keys)), "mean": float(np.nanmean(values)), "sem": sem,
                      "t": float(t), "p": float(p), "n_subjects": n})
     return pd.DataFrame(rows)
+
+
+def group_paired_ttest(table: pd.DataFrame, value: str, between: str, by: Sequence[str]) -> pd.DataFrame:
+    """Paired t-tests across subjects between every two levels of ``between``, per group of ``by``.
+
+    Subjects are paired by the ``subject`` column; a subject missing either level is left
+    out of that pair. ``q`` is the Benjamini-Hochberg adjusted p over every row of the
+    returned table (one family of contrasts).
+
+    Parameters
+    ----------
+    table : DataFrame
+        One row per subject, group and level, with a ``subject`` column.
+    value : str
+        Column to compare (e.g. ``mean_r``).
+    between : str
+        Column whose levels are compared pairwise (e.g. ``condition`` or ``model``).
+    by : sequence of str
+        Columns identifying a group within which levels are compared.
+
+    Returns
+    -------
+    DataFrame
+        One row per group and pair (levels ``a`` < ``b`` in sorted order): the ``by``
+        columns, ``between``, ``a``, ``b``, ``mean_a``, ``mean_b``, ``mean_diff``
+        (a - b), ``sem_diff``, ``t``, ``p`` (two-sided, ``scipy.stats.ttest_rel``), ``q``,
+        ``n_subjects``. With fewer than two paired subjects ``t``, ``p`` and ``q`` are NaN.
+    """
+    from scipy import stats
+
+    from .encoding.stats import fdr_bh
+
+    missing = [c for c in [value, "subject", between, *by] if c not in table.columns]
+    if missing:
+        raise ValueError(f"group_paired_ttest: table lacks columns {missing}; it has {list(table.columns)}")
+    rows = []
+    groups = table.groupby(list(by), sort=True, dropna=False) if by else [((), table)]
+    for keys, sub in groups:
+        keys = keys if isinstance(keys, tuple) else (keys,)
+        wide = sub.pivot_table(index="subject", columns=between, values=value, aggfunc="mean")
+        levels = sorted(wide.columns)
+        for i, a in enumerate(levels):
+            for b in levels[i + 1:]:
+                pair = wide[[a, b]].dropna()
+                diff = (pair[a] - pair[b]).to_numpy(dtype=float)
+                n = len(diff)
+                t, p = stats.ttest_rel(pair[a], pair[b]) if n >= 2 else (np.nan, np.nan)
+                rows.append({**dict(zip(by, keys)), "between": between, "a": a, "b": b,
+                             "mean_a": float(pair[a].mean()), "mean_b": float(pair[b].mean()),
+                             "mean_diff": float(diff.mean()) if n else np.nan,
+                             "sem_diff": float(stats.sem(diff)) if n >= 2 else np.nan,
+                             "t": float(t), "p": float(p), "n_subjects": n})
+    out = pd.DataFrame(rows, columns=[*by, "between", "a", "b", "mean_a", "mean_b", "mean_diff",
+                                      "sem_diff", "t", "p", "n_subjects"])
+    out["q"] = fdr_bh(out["p"].to_numpy(dtype=float)) if len(out) else []
+    return out

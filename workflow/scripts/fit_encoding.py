@@ -1,10 +1,11 @@
 """Rule fit_encoding: nested-CV ridge encoding of one subject x task x model x condition x layer."""
+
 import os
 
 from himalaya.backend import set_backend
 
+from brainalign.encoding.steps import run_fit_encoding
 from brainalign.logs import log_to_file
-from brainalign.pipeline import run_fit_encoding
 
 with log_to_file(snakemake.log[0]):
     set_backend(os.environ.get("BRAINALIGN_BACKEND", "numpy"), on_error="warn")

@@ -1,21 +1,36 @@
 """Voxel-wise encoding models: FIR delays, leak-free cross-validation, ridge fits.
 
 Submodules: :mod:`.delays` (FIR delays within runs), :mod:`.cv` (outer and inner
-splits), :mod:`.ridge` (nested cross-validated himalaya ridge), :mod:`.scoring`
-(per-voxel r and R^2).
+splits), :mod:`.solver` (all alphas from one eigendecomposition per fold, voxels in
+batches), :mod:`.ridge` (nested cross-validated ridge), :mod:`.scoring` (per-voxel r
+and R^2).
 """
 
 from .cv import KINDS, inner_splits, outer_splits
 from .delays import make_delays
-from .ridge import SOLVERS, EncodingResult, fit_encoding, log_alpha_edges, snap_to_grid
+from .ridge import (
+    ENGINES,
+    SOLVERS,
+    EncodingResult,
+    cross_validate,
+    fit_encoding,
+    log_alpha_edges,
+    snap_to_grid,
+    standardize,
+)
 from .scoring import SCORINGS, score_folds, score_predictions
+from .solver import RidgeCVFit, fit_predict_ridge_cv
 
 __all__ = [
+    "ENGINES",
     "KINDS",
     "SCORINGS",
     "SOLVERS",
     "EncodingResult",
+    "RidgeCVFit",
+    "cross_validate",
     "fit_encoding",
+    "fit_predict_ridge_cv",
     "inner_splits",
     "log_alpha_edges",
     "make_delays",
@@ -23,4 +38,5 @@ __all__ = [
     "score_folds",
     "score_predictions",
     "snap_to_grid",
+    "standardize",
 ]

@@ -1,12 +1,17 @@
-"""Voxel-wise encoding models: cross-validated ridge regression with himalaya.
+"""Voxel-wise encoding models: nested cross-validated ridge with one alpha per voxel.
 
-For every outer fold: features are z-scored with training statistics, the
-voxels are centred with their training means, himalaya's ``RidgeCV`` (or
-``KernelRidgeCV`` when there are more features than training samples) picks
-one alpha per voxel by inner cross-validation and predicts the held-out
-samples. Each sample is predicted exactly once; the predictions are scored
-per voxel, by default per test fold and averaged over folds (see
+For every outer fold: features are z-scored with training statistics, the voxels
+are centred with their training means, an inner cross-validation on the outer
+training set only picks one alpha per voxel, and the held-out samples are
+predicted. Each sample is predicted exactly once; the predictions are scored per
+voxel, by default per test fold and averaged over folds (see
 :mod:`brainalign.encoding.scoring` for why not on the concatenation).
+
+Two engines solve a fold (``ENGINES``): ``"eigen"`` (default,
+:mod:`brainalign.encoding.solver`: every alpha from one eigendecomposition per
+fold, voxels in batches) and ``"himalaya"`` (himalaya's ``RidgeCV`` /
+``KernelRidgeCV``, the reference it is tested and benchmarked against). Both use
+the kernel (dual) form when the delayed features outnumber the training samples.
 
 The library asks ``himalaya.backend.get_backend()``; it never sets the backend
 (scripts do, once, at their entry).
@@ -15,7 +20,7 @@ The library asks ``himalaya.backend.get_backend()``; it never sets the backend
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,12 +30,28 @@ from ._checks import check_2d, check_alphas, check_delays, check_groups, check_n
 from .cv import KINDS, Split, inner_splits, outer_splits
 from .delays import make_delays
 from .scoring import MIN_FOLD_SAMPLES, SCORINGS, score_folds
+from .solver import fit_predict_ridge_cv, resolve_form
 
-__all__ = ["EncodingResult", "fit_encoding", "SOLVERS"]
+__all__ = [
+    "ENGINES",
+    "EncodingResult",
+    "FoldFit",
+    "SOLVERS",
+    "cross_validate",
+    "fit_encoding",
+    "log_alpha_edges",
+    "snap_to_grid",
+    "standardize",
+]
 
 logger = logging.getLogger(__name__)
 
 EDGE_WARN_SHARE = 0.10
+
+SOLVERS = ("auto", "primal", "kernel")
+
+#: What a fold fitter returns: test predictions (float32), alpha and inner-CV R^2 per voxel.
+FoldFit = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,6 +69,9 @@ class EncodingResult:
         The same scores for each test fold alone (NaN for folds of < 3 samples).
     alpha : array of shape (n_outer_folds, n_voxels), float64
         Alpha chosen by the inner cross-validation, per fold and voxel.
+    cv_r2 : array of shape (n_outer_folds, n_voxels), float32
+        Inner-CV R^2 at the chosen alpha, computed on each outer training set
+        only (what nested model selection compares; never a reported score).
     predictions : array of shape (n_samples, n_voxels), float32
         Held-out predictions, in the units of ``Y``, rows in input order.
     fold : array of shape (n_samples,), int32
@@ -59,7 +83,7 @@ class EncodingResult:
     delays : tuple of int
         FIR delays used (samples).
     solver : {"primal", "kernel"}
-        Which himalaya estimator was fitted.
+        Which form of ridge was solved.
     scoring : {"fold_mean", "concatenated"}
         How ``r`` and ``r2`` summarise the folds.
     """
@@ -69,6 +93,7 @@ class EncodingResult:
     r_folds: np.ndarray
     r2_folds: np.ndarray
     alpha: np.ndarray
+    cv_r2: np.ndarray
     predictions: np.ndarray
     fold: np.ndarray
     n_features: int
@@ -76,27 +101,6 @@ class EncodingResult:
     delays: tuple[int, ...]
     solver: str
     scoring: str
-
-
-def _make_primal(alphas: np.ndarray, cv: list[Split], n_targets_batch: int | None) -> Any:
-    from himalaya.ridge import RidgeCV
-
-    params = dict(
-        n_targets_batch=n_targets_batch, n_targets_batch_refit=n_targets_batch, warn=False
-    )
-    return RidgeCV(alphas=alphas, fit_intercept=False, cv=cv, solver_params=params)
-
-
-def _make_kernel(alphas: np.ndarray, cv: list[Split], n_targets_batch: int | None) -> Any:
-    from himalaya.kernel_ridge import KernelRidgeCV
-
-    params = dict(n_targets_batch=n_targets_batch, n_targets_batch_refit=n_targets_batch)
-    return KernelRidgeCV(
-        alphas=alphas, kernel="linear", fit_intercept=False, cv=cv, solver_params=params, warn=False
-    )
-
-
-SOLVERS = {"primal": _make_primal, "kernel": _make_kernel}
 
 
 def fit_encoding(
@@ -113,6 +117,7 @@ def fit_encoding(
     n_targets_batch: int | None = None,
     solver: str = "auto",
     scoring: str = "fold_mean",
+    engine: str = "eigen",
 ) -> EncodingResult:
     """Fit and score a voxel-wise ridge encoding model by nested cross-validation.
 
@@ -146,6 +151,8 @@ def fit_encoding(
         over folds with equal weight; needs >= 3 samples per test fold.
         ``"concatenated"``: r and R^2 of all held-out predictions together
         (negatively biased for null voxels; see :mod:`.scoring`).
+    engine : {"eigen", "himalaya"}
+        Who solves a fold (see the module docstring); same model, same alphas.
 
     Returns
     -------
@@ -155,28 +162,84 @@ def fit_encoding(
     X, Y, groups, grid, delays = _check_inputs(X, Y, kind, groups, alphas, delays)
     n_inner_folds = check_n_folds(n_inner_folds, "n_inner_folds")
     _check_batch(n_targets_batch)
+    fit_fold = lookup(ENGINES, engine, "engine")
     splits = outer_splits(kind, groups, n_outer_folds, random_state)
     _check_scoring(scoring, splits)
     X_fit = make_delays(X, delays, groups)
-    solver = _resolve_solver(solver, X_fit.shape[1], max(len(train) for train, _ in splits))
+    form = resolve_form(solver, X_fit.shape[1], max(len(train) for train, _ in splits))
     logger.info(
-        "encoding (%s): %d samples, %d features x %d delays, %d voxels, %d folds, " "%s ridge",
+        "encoding (%s): %d samples, %d features x %d delays, %d voxels, %d folds, %s ridge (%s)",
         kind,
         X.shape[0],
         X.shape[1],
         len(delays),
         Y.shape[1],
         len(splits),
-        solver,
+        form,
+        engine,
     )
-    predictions = np.zeros(Y.shape, dtype=np.float32)
-    alpha = np.zeros((len(splits), Y.shape[1]))
-    fold = np.full(X.shape[0], -1, dtype=np.int32)
+
+    def fitter(train, test, inner):
+        return fit_fold(X_fit, Y, train, test, grid, inner, form, n_targets_batch)
+
+    predictions, alpha, cv_r2, fold = cross_validate(
+        Y.shape, kind, groups, splits, n_inner_folds, fitter
+    )
+    log_alpha_edges(alpha, grid)
+    scores = [s.astype(np.float32) for s in score_folds(Y, predictions, fold, scoring)]
+    return EncodingResult(
+        *scores,
+        alpha=alpha,
+        cv_r2=cv_r2.astype(np.float32),
+        predictions=predictions,
+        fold=fold,
+        n_features=X.shape[1],
+        n_samples=X.shape[0],
+        delays=delays,
+        solver=form,
+        scoring=scoring,
+    )
+
+
+def cross_validate(
+    shape: tuple[int, int],
+    kind: str,
+    groups: np.ndarray,
+    splits: list[Split],
+    n_inner_folds: int,
+    fit_fold: Callable[[np.ndarray, np.ndarray, list[Split]], FoldFit],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Run ``fit_fold`` on every outer fold, with inner folds made from its training set only.
+
+    Parameters
+    ----------
+    shape : (n_samples, n_voxels)
+        Shape of the responses.
+    kind : {"timeseries", "concepts"}
+        Design (sets the inner splits, see :func:`inner_splits`).
+    groups : array of shape (n_samples,)
+        Run or concept label of every sample.
+    splits : list of (train_idx, test_idx)
+        Outer folds.
+    n_inner_folds : int
+        Inner folds wanted.
+    fit_fold : callable
+        ``fit_fold(train, test, inner) -> (predictions, alpha, cv_r2)``; ``inner``
+        holds positions within ``train``.
+
+    Returns
+    -------
+    predictions : array of shape (n_samples, n_voxels), float32
+    alpha, cv_r2 : arrays of shape (n_folds, n_voxels), float64
+    fold : array of shape (n_samples,), int32
+    """
+    predictions = np.zeros(shape, dtype=np.float32)
+    alpha = np.zeros((len(splits), shape[1]))
+    cv_r2 = np.zeros((len(splits), shape[1]))
+    fold = np.full(shape[0], -1, dtype=np.int32)
     for k, (train, test) in enumerate(splits):
         inner = inner_splits(kind, groups[train], n_inner_folds)
-        predictions[test], alpha[k] = _fit_fold(
-            X_fit[train], Y[train], X_fit[test], grid, inner, SOLVERS[solver], n_targets_batch
-        )
+        predictions[test], alpha[k], cv_r2[k] = fit_fold(train, test, inner)
         fold[test] = k
         logger.info(
             "fold %d/%d: %d train, %d test samples, %d inner folds, median alpha %.3g",
@@ -187,19 +250,88 @@ def fit_encoding(
             len(inner),
             np.median(alpha[k]),
         )
-    log_alpha_edges(alpha, grid)
-    scores = [s.astype(np.float32) for s in score_folds(Y, predictions, fold, scoring)]
-    return EncodingResult(
-        *scores,
-        alpha=alpha,
-        predictions=predictions,
-        fold=fold,
-        n_features=X.shape[1],
-        n_samples=X.shape[0],
-        delays=delays,
-        solver=solver,
-        scoring=scoring,
+    return predictions, alpha, cv_r2, fold
+
+
+def standardize(
+    X: np.ndarray, train: np.ndarray, test: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Z-score the training and test rows of ``X`` with the training mean and std.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features)
+    train, test : int arrays
+        Row indices.
+
+    Returns
+    -------
+    X_train, X_test : arrays of shape (n_train, n_features), (n_test, n_features), float32
+        Constant training columns become 0.
+    """
+    X_train = X[train]
+    mean, std = X_train.mean(axis=0), X_train.std(axis=0)
+    std[std == 0] = 1.0
+    return (X_train - mean) / std, (X[test] - mean) / std
+
+
+def _fit_fold_eigen(X_fit, Y, train, test, grid, inner, form, n_targets_batch) -> FoldFit:
+    """One outer fold with :func:`fit_predict_ridge_cv` (Y is never copied whole)."""
+    X_train, X_test = standardize(X_fit, train, test)
+    fit = fit_predict_ridge_cv(
+        X_train, Y, X_test, grid, inner, rows=train, form=form, n_targets_batch=n_targets_batch
     )
+    return fit.predictions, fit.alpha, fit.cv_r2
+
+
+def _fit_fold_himalaya(X_fit, Y, train, test, grid, inner, form, n_targets_batch) -> FoldFit:
+    """One outer fold with himalaya's RidgeCV / KernelRidgeCV (the reference)."""
+    from himalaya.backend import get_backend
+
+    backend = get_backend()
+    X_train, X_test = standardize(X_fit, train, test)
+    y_mean = Y[train].mean(axis=0)
+    y_train = Y[train] - y_mean
+    model = _HIMALAYA[form](grid.astype(np.float32), inner, n_targets_batch)
+    model.fit(X_train, y_train)
+    pred = backend.to_numpy(model.predict(X_test))
+    chosen = snap_to_grid(backend.to_numpy(model.best_alphas_), grid)
+    cv_r2 = _cv_r2(backend.to_numpy(model.cv_scores_).reshape(-1, Y.shape[1])[-1], y_train, inner)
+    return np.asarray(pred, dtype=np.float32) + y_mean, chosen, cv_r2
+
+
+def _cv_r2(cv_score: np.ndarray, y_train: np.ndarray, inner: list[Split]) -> np.ndarray:
+    """Inner-CV R^2 from himalaya's mean negative MSE, as :mod:`.solver` defines it."""
+    ss = np.mean(
+        [np.mean(np.square(y_train[test], dtype=np.float64), axis=0) for _, test in inner], axis=0
+    )
+    return np.where(ss > 0, 1.0 + cv_score / np.where(ss > 0, ss, 1.0), 0.0)
+
+
+def _make_primal(alphas: np.ndarray, cv: list[Split], n_targets_batch: int | None) -> Any:
+    from himalaya.ridge import RidgeCV
+
+    params = dict(
+        n_targets_batch=n_targets_batch, n_targets_batch_refit=n_targets_batch, warn=False
+    )
+    return RidgeCV(alphas=alphas, fit_intercept=False, cv=cv, solver_params=params)
+
+
+def _make_kernel(alphas: np.ndarray, cv: list[Split], n_targets_batch: int | None) -> Any:
+    from himalaya.kernel_ridge import KernelRidgeCV
+
+    params = dict(n_targets_batch=n_targets_batch, n_targets_batch_refit=n_targets_batch)
+    return KernelRidgeCV(
+        alphas=alphas, kernel="linear", fit_intercept=False, cv=cv, solver_params=params, warn=False
+    )
+
+
+_HIMALAYA = {"primal": _make_primal, "kernel": _make_kernel}
+
+ENGINES: dict[str, Callable[..., FoldFit]] = {
+    "eigen": _fit_fold_eigen,
+    "himalaya": _fit_fold_himalaya,
+}
 
 
 def _check_inputs(X, Y, kind, groups, alphas, delays):
@@ -243,32 +375,6 @@ def _check_scoring(scoring: str, splits: list[Split]) -> None:
             f"scoring 'fold_mean' needs >= {MIN_FOLD_SAMPLES} samples per test fold; got a "
             f"fold of {smallest}. Use fewer outer folds or scoring='concatenated'"
         )
-
-
-def _resolve_solver(solver: str, n_features: int, n_train_max: int) -> str:
-    """Return the solver name; ``"auto"`` picks the cheaper form."""
-    if solver == "auto":
-        return "kernel" if n_features > n_train_max else "primal"
-    elif solver in SOLVERS:
-        return solver
-    else:
-        allowed = ", ".join(repr(name) for name in ("auto", *sorted(SOLVERS)))
-        raise ValueError(f"'solver' must be one of {allowed}; got {solver!r}")
-
-
-def _fit_fold(X_train, Y_train, X_test, grid, inner, make_model, n_targets_batch):
-    """Fit one outer fold; return test predictions (float32) and alphas per voxel."""
-    from himalaya.backend import get_backend
-
-    backend = get_backend()
-    mean, std = X_train.mean(axis=0), X_train.std(axis=0)
-    std[std == 0] = 1.0
-    y_mean = Y_train.mean(axis=0)
-    model = make_model(grid.astype(np.float32), inner, n_targets_batch)
-    model.fit((X_train - mean) / std, Y_train - y_mean)
-    pred = backend.to_numpy(model.predict((X_test - mean) / std))
-    chosen = snap_to_grid(backend.to_numpy(model.best_alphas_), grid)
-    return np.asarray(pred, dtype=np.float32) + y_mean, chosen
 
 
 def snap_to_grid(values: np.ndarray, grid: np.ndarray) -> np.ndarray:

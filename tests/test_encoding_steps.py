@@ -1,0 +1,414 @@
+"""Tests of the encoding rules' file-level steps, on tiny files in the workflow's formats."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from threadpoolctl import threadpool_limits
+
+from brainalign import io
+from brainalign.config import ConfigError
+from brainalign.encoding.steps import (
+    check_joint_models,
+    run_fit_encoding,
+    run_fit_joint_encoding,
+    run_select_best_layer,
+    summarize_best_layer_tables,
+    summarize_joint_tables,
+)
+from brainalign.group import group_paired_ttest
+
+PARAMS = {
+    "alphas": [0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0],
+    "delays": [1, 2],
+    "outer_folds": 4,
+    "inner_folds": 3,
+    "n_targets_batch": 16,
+    "n_permutations": 200,
+    "block_size": 5,
+    "fdr_q": 0.05,
+    "min_ceiling": 0.1,
+    "banded_iterations": 4,
+}
+ROIS = {"language": 1, "visual": 2, "control": 3}
+AFFINE = np.diag([8.0, 8.0, 8.0, 1.0]).tolist()
+
+
+@pytest.fixture(autouse=True)
+def _one_blas_thread():
+    with threadpool_limits(1):
+        yield
+
+
+def _voxels(n_per_roi=12):
+    roi = np.repeat([1, 2, 3], n_per_roi).astype(np.int32)
+    ijk = np.stack(np.unravel_index(np.arange(roi.size), (4, 5, 3 * n_per_roi)), axis=1).astype(
+        np.int32
+    )
+    return roi, ijk
+
+
+def _write_brain(path, subject, task, responses, by_run=None, runs=None):
+    roi, ijk = _voxels(responses.shape[1] // 3)
+    meta = {
+        "subject": subject,
+        "task": task,
+        "rois": ROIS,
+        "affine": AFFINE,
+        "shape": [4, 5, responses.shape[1]],
+    }
+    if task == "concepts":
+        arrays = {
+            "patterns": responses.astype(np.float32),
+            "roi": roi,
+            "ijk": ijk,
+            "patterns_by_run": by_run.astype(np.float32),
+        }
+        meta |= {
+            "stimuli": [f"c{i:02d}" for i in range(responses.shape[0])],
+            "runs": [1, 2],
+            "n_repeats": 2,
+        }
+    else:
+        arrays = {
+            "bold": responses.astype(np.float32),
+            "run": runs.astype(np.int32),
+            "roi": roi,
+            "ijk": ijk,
+        }
+        meta |= {"runs": sorted(set(runs.tolist())), "tr": 2.0}
+    io.save_arrays(path, arrays, meta)
+
+
+def _write_features(path, model, condition, task, layers, names=None, runs=None):
+    meta = {
+        "model": model,
+        "model_id": None,
+        "revision": None,
+        "extractor": "x",
+        "condition": condition,
+        "task": task,
+        "layers": sorted(layers),
+        "pooling": "word",
+        "units": "a.u.",
+    }
+    arrays = {f"layer-{layer:02d}": X.astype(np.float32) for layer, X in layers.items()}
+    if task == "concepts":
+        meta["stimuli"] = names
+    else:
+        arrays["run"] = runs.astype(np.int32)
+        meta |= {"runs": sorted(set(runs.tolist())), "tr": 2.0}
+    io.save_arrays(path, arrays, meta)
+
+
+def _concepts(tmp_path, subject="01", seed=0):
+    """48 concepts, 2 runs; layer 3 of 'lang' drives the language ROI, 'vis' the visual ROI."""
+    rng = np.random.default_rng(seed)
+    lang = {1: rng.standard_normal((48, 10)), 3: rng.standard_normal((48, 10))}
+    vis = {0: rng.standard_normal((48, 7))}
+    signal = np.hstack(
+        [
+            lang[3] @ rng.standard_normal((10, 12)),
+            vis[0] @ rng.standard_normal((7, 12)),
+            np.zeros((48, 12)),
+        ]
+    )
+    by_run = signal[None] / 3 + rng.standard_normal((2, 48, 36))
+    names = [f"c{i:02d}" for i in range(48)]
+    order = rng.permutation(48)  # the feature files list the concepts in another order
+    _write_features(
+        tmp_path / "lang.safetensors",
+        "lang",
+        "sentence",
+        "concepts",
+        {k: v[order] for k, v in lang.items()},
+        names=[names[i] for i in order],
+    )
+    _write_features(
+        tmp_path / "vis.safetensors",
+        "vis",
+        "image",
+        "concepts",
+        {k: v[order] for k, v in vis.items()},
+        names=[names[i] for i in order],
+    )
+    brain = tmp_path / f"sub-{subject}_concepts.safetensors"
+    _write_brain(brain, subject, "concepts", by_run.mean(0), by_run=by_run)
+    return brain
+
+
+def _naturalistic(tmp_path, subject="01", seed=1):
+    """3 runs x 60 TRs; the two spaces drive the language and visual ROIs 1 TR later."""
+    rng = np.random.default_rng(seed)
+    runs = np.repeat([1, 2, 3], 60)
+    lang, vis = rng.standard_normal((180, 8)), rng.standard_normal((180, 5))
+    lagged = lambda X: np.vstack(
+        [np.roll(X[runs == r], 1, axis=0) for r in (1, 2, 3)]
+    )  # noqa: E731
+    signal = np.hstack(
+        [
+            lagged(lang) @ rng.standard_normal((8, 12)),
+            lagged(vis) @ rng.standard_normal((5, 12)),
+            np.zeros((180, 12)),
+        ]
+    )
+    Y = signal / signal.std(0).clip(1e-9) * (signal.std(0) > 0) + rng.standard_normal((180, 36))
+    _write_features(
+        tmp_path / "lang_nat.safetensors", "lang", "sentence", "naturalistic", {3: lang}, runs=runs
+    )
+    _write_features(
+        tmp_path / "vis_nat.safetensors", "vis", "image", "naturalistic", {0: vis}, runs=runs
+    )
+    brain = tmp_path / f"sub-{subject}_naturalistic.safetensors"
+    _write_brain(brain, subject, "naturalistic", Y, runs=runs)
+    return brain
+
+
+def _outputs(tmp_path, stem):
+    return {
+        key: tmp_path / f"{stem}_{key}.{ext}"
+        for key, ext in (("map", "nii.gz"), ("voxels", "parquet"), ("rois", "parquet"))
+    }
+
+
+def test_run_fit_encoding_concepts_writes_significance_and_ceiling(tmp_path):
+    brain = _concepts(tmp_path)
+    out = _outputs(tmp_path, "fit")
+    rois = run_fit_encoding(
+        brain,
+        tmp_path / "lang.safetensors",
+        layer=3,
+        params=PARAMS,
+        seed=0,
+        out_map=out["map"],
+        out_voxels=out["voxels"],
+        out_rois=out["rois"],
+    )
+    voxels = pd.read_parquet(out["voxels"])
+    assert {
+        "r",
+        "r2",
+        "alpha",
+        "alpha_edge",
+        "cv_r2",
+        "p",
+        "p_perm",
+        "q",
+        "significant",
+        "ceiling",
+        "r_norm",
+        "r2_norm",
+        "subject",
+        "model",
+        "layer",
+    } <= set(voxels.columns)
+    assert voxels["ceiling"].notna().all()
+    folds = voxels[[f"alpha_fold{k}" for k in range(4)]].to_numpy()
+    np.testing.assert_allclose(voxels["alpha"], np.exp(np.log(folds).mean(axis=1)))
+    assert np.isin(folds, PARAMS["alphas"]).all()
+    by_roi = rois.set_index("roi")
+    assert by_roi.loc["language", "n_significant"] >= 8
+    assert by_roi.loc["control", "n_significant"] <= 1
+    assert by_roi.loc["language", "mean_ceiling"] > by_roi.loc["control", "mean_ceiling"] + 0.2
+    assert by_roi.loc["language", "mean_r_norm"] > by_roi.loc["language", "mean_r"]
+    assert np.allclose(voxels["q"], stats.false_discovery_control(voxels["p"]))
+    assert pd.read_parquet(out["rois"]).equals(rois)
+
+
+def test_run_fit_encoding_naturalistic_has_no_ceiling(tmp_path):
+    brain = _naturalistic(tmp_path)
+    out = _outputs(tmp_path, "nat")
+    rois = run_fit_encoding(
+        brain,
+        tmp_path / "vis_nat.safetensors",
+        layer=0,
+        params=PARAMS,
+        seed=0,
+        out_map=out["map"],
+        out_voxels=out["voxels"],
+        out_rois=out["rois"],
+    )
+    voxels = pd.read_parquet(out["voxels"])
+    assert voxels["ceiling"].isna().all() and voxels["r_norm"].isna().all()
+    assert rois.set_index("roi").loc["visual", "n_significant"] >= 10
+    no_test = run_fit_encoding(
+        brain,
+        tmp_path / "vis_nat.safetensors",
+        layer=0,
+        params=PARAMS | {"n_permutations": 0},
+        seed=0,
+        out_map=out["map"],
+        out_voxels=out["voxels"],
+        out_rois=out["rois"],
+    )
+    assert (no_test["n_significant"] == 0).all()
+    assert pd.read_parquet(out["voxels"])["p"].isna().all()
+
+
+JOINT = {
+    "name": "lv",
+    "spaces": [
+        {"model": "lang", "condition": "sentence", "layer": 3},
+        {"model": "vis", "condition": "image", "layer": 0},
+    ],
+}
+
+
+def test_run_fit_joint_encoding_partitions_the_rois(tmp_path):
+    tables = []
+    for subject, seed in (("01", 1), ("02", 2)):
+        brain = _naturalistic(tmp_path, subject, seed)
+        out = _outputs(tmp_path, f"joint{subject}")
+        tables.append(out["rois"])
+        rois = run_fit_joint_encoding(
+            brain,
+            [tmp_path / "lang_nat.safetensors", tmp_path / "vis_nat.safetensors"],
+            joint=JOINT,
+            params=PARAMS,
+            seed=0,
+            out_map=out["map"],
+            out_voxels=out["voxels"],
+            out_rois=out["rois"],
+        )
+        unique = rois[rois.measure == "unique"].pivot(index="roi", columns="space", values="value")
+        lang, vis = "model-lang_cond-sentence_layer-3", "model-vis_cond-image_layer-0"
+        assert unique.loc["language", lang] > unique.loc["language", vis] + 0.1
+        assert unique.loc["visual", vis] > unique.loc["visual", lang] + 0.1
+        voxels = pd.read_parquet(out["voxels"])
+        assert {
+            "joint_r",
+            "joint_r2",
+            f"unique_{lang}",
+            f"r2_without_{vis}",
+            "shared",
+            "joint",
+        } <= set(voxels.columns)
+    subjects, group = summarize_joint_tables(tables)
+    assert len(subjects) == 2 * 3 * 7
+    row = group[(group.roi == "visual") & (group.measure == "unique") & (group.space == vis)]
+    assert len(row) == 1 and row["n_subjects"].item() == 2 and row["mean"].item() > 0.1
+    with pytest.raises(
+        ValueError, match=r"joint model 'lv' has 2 spaces but 1 feature files were given"
+    ):
+        run_fit_joint_encoding(
+            brain,
+            [tmp_path / "lang_nat.safetensors"],
+            joint=JOINT,
+            params=PARAMS,
+            seed=0,
+            out_map=out["map"],
+            out_voxels=out["voxels"],
+            out_rois=out["rois"],
+        )
+
+
+def test_run_select_best_layer_and_group_tables(tmp_path):
+    paths = []
+    for subject, seed in (("01", 0), ("02", 3), ("03", 4)):
+        brain = _concepts(tmp_path, subject, seed)
+        for model, layers in (("lang", [1, 3]), ("vis", [0])):
+            out = tmp_path / f"best_{subject}_{model}.parquet"
+            table = run_select_best_layer(
+                brain,
+                tmp_path / f"{model}.safetensors",
+                layers=layers,
+                params=PARAMS,
+                seed=0,
+                out=out,
+            )
+            paths.append(out)
+            assert set(table["fold"]) == {0, 1, 2, 3} and set(table["subject"]) == {subject}
+            if model == "lang":
+                assert (table[table.roi == "language"]["layer"] == 3).all()
+    subjects, group, paired = summarize_best_layer_tables(paths)
+    assert len(subjects) == 3 * 2 * 3
+    assert (
+        subjects[(subjects.model == "lang") & (subjects.roi == "language")]["layers"] == "3,3,3,3"
+    ).all()
+    lang = group[(group.model == "lang") & (group.roi == "language")]
+    assert lang["mean"].item() > 0.3 and lang["n_subjects"].item() == 3
+    # models are compared within a condition; these two models have different conditions
+    assert paired.empty or not (paired["between"] == "model").any()
+
+
+def test_group_paired_ttest_matches_scipy():
+    rng = np.random.default_rng(9)
+    table = pd.DataFrame(
+        {
+            "subject": np.tile(["01", "02", "03", "04", "05"], 4),
+            "roi": np.repeat(["a", "b"], 10),
+            "condition": np.tile(np.repeat(["picture", "sentence"], 5), 2),
+            "mean_r": rng.normal(0.2, 0.1, 20),
+        }
+    )
+    table = table.drop(index=[3])  # subject 04 lacks 'picture' in ROI a: left out of that pair
+    out = group_paired_ttest(table, "mean_r", "condition", ["roi"]).set_index("roi")
+    a = (
+        table[table.roi == "a"]
+        .pivot(index="subject", columns="condition", values="mean_r")
+        .dropna()
+    )
+    t, p = stats.ttest_rel(a["picture"], a["sentence"])
+    assert out.loc["a", "t"] == pytest.approx(t) and out.loc["a", "p"] == pytest.approx(p)
+    assert out.loc["a", "n_subjects"] == 4 and out.loc["b", "n_subjects"] == 5
+    assert (out.loc["a", "a"], out.loc["a", "b"]) == ("picture", "sentence")
+    np.testing.assert_allclose(out["q"], stats.false_discovery_control(out["p"]))
+    with pytest.raises(ValueError, match=r"group_paired_ttest: table lacks columns \['model'\]"):
+        group_paired_ttest(table, "mean_r", "model", ["roi"])
+
+
+def _config():
+    return {
+        "models": {
+            "clip": {"extractor": "clip", "layers": [1, 2]},
+            "minilm": {"extractor": "text_encoder", "layers": [6]},
+        },
+        "encoding": {
+            "joint": [
+                {
+                    "name": "cliplm",
+                    "spaces": [
+                        {"model": "clip", "condition": "image", "layer": 2},
+                        {"model": "minilm", "condition": "sentence", "layer": 6},
+                    ],
+                }
+            ]
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("mutate", "match"),
+    [
+        (
+            lambda c: c["encoding"]["joint"][0]["spaces"][1].update(model="minilmm"),
+            r"config 'encoding.joint\[0\] \(cliplm\)' uses model 'minilmm', which is not in 'models' .* \(did you mean 'minilm'\?\)",
+        ),
+        (
+            lambda c: c["encoding"]["joint"][0]["spaces"][0].update(layer=7),
+            r"uses layer 7 of 'clip', which is not among 'models.clip.layers' \[1, 2\]",
+        ),
+        (
+            lambda c: c["encoding"]["joint"][0]["spaces"][1].update(condition="image"),
+            r"uses condition 'image', which model 'minilm' \(text_encoder\) cannot run",
+        ),
+        (
+            lambda c: c["encoding"]["joint"][0]["spaces"].pop(),
+            r"'encoding.joint\[0\] \(cliplm\).spaces' must list at least two distinct feature spaces",
+        ),
+        (
+            lambda c: c["encoding"]["joint"].append(copy.deepcopy(c["encoding"]["joint"][0])),
+            r"config 'encoding.joint' names must be unique; 'cliplm' is repeated",
+        ),
+    ],
+)
+def test_check_joint_models(mutate, match):
+    config = _config()
+    assert [j["name"] for j in check_joint_models(config)] == ["cliplm"]
+    mutate(config)
+    with pytest.raises(ConfigError, match=match):
+        check_joint_models(config)

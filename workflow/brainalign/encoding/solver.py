@@ -1,0 +1,359 @@
+"""Ridge regression with per-voxel alphas, every alpha solved from one eigendecomposition.
+
+Why this exists: himalaya's ``RidgeCV`` predicts each validation fold once per alpha,
+an (n_alphas, n_test, n_train) @ (n_train, n_voxels) product, and refits every alpha on
+the whole training set. Here each fold's Gram matrix (``X^T X`` in the primal form,
+``X X^T`` in the kernel form) is diagonalised once, ``G = Q diag(lambda) Q^T``, and the
+validation error of every alpha follows from two products per fold, whatever the
+number of alphas.
+
+For one fold, with ``z = R^T y_train`` (``R = X_train Q`` in the primal form, ``Q`` in
+the kernel form), ``A`` the validation samples in the same basis, ``b = A^T y_test`` and
+``C = A^T A``, the prediction is ``A D z`` with ``D = diag(1 / (lambda + alpha))``, so::
+
+    ||y_test - A D z||^2 = ||y_test||^2 - 2 sum_i d_i z_i b_i + sum_ij z_i z_j C_ij d_i d_j
+
+Partial fractions, ``d_i d_j = (d_i - d_j) / (lambda_j - lambda_i)``, turn the double sum
+into ``2 sum_i d_i z_i (W z)_i`` with ``W_ij = C_ij / (lambda_j - lambda_i)``: one product
+``W z`` per fold, then every alpha costs a weighted sum over ``i`` (a small matrix
+product for all alphas at once). Eigenvalues closer than ``CLUSTER_TOL`` (relative) form
+clusters; pairs inside a cluster use ``d_i d_j ~ d_i^2`` (second-order error, below
+1e-12) instead of the ill-conditioned fraction. This part runs in float64; the products
+with the voxels (``R^T Y``, ``A^T Y``, the final predictions) run in float32.
+
+Voxels are solved in batches of ``n_targets_batch``: besides ``Y`` and the predictions,
+memory holds a few (n_components, n_targets_batch) arrays and one fold's decomposition.
+Array work goes through ``himalaya.backend.get_backend()``, so the torch and torch_cuda
+backends run it on a GPU; the small decompositions run on the CPU in float64.
+
+The alpha of each voxel maximises the mean over inner folds of the negative mean squared
+error (himalaya's ``l2_neg_loss``, its default), ties going to the larger alpha, so the
+choices agree with himalaya's ``RidgeCV`` / ``KernelRidgeCV``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from typing import Any
+
+import numpy as np
+
+from ._checks import check_2d, check_alphas
+
+__all__ = ["FORMS", "FixedAlphaRidge", "RidgeCVFit", "fit_predict_ridge_cv", "resolve_form"]
+
+logger = logging.getLogger(__name__)
+
+Split = tuple[np.ndarray, np.ndarray]
+
+FORMS = ("primal", "kernel")
+
+#: Relative eigenvalue gap below which two eigenvalues share a cluster.
+CLUSTER_TOL = 1e-6
+
+#: Relative size of the tie-breaking slope towards larger alphas (as himalaya).
+TIE_SLOPE = 1e-10
+
+
+@dataclass(frozen=True, eq=False)
+class RidgeCVFit:
+    """Held-out predictions of a cross-validated ridge, and what the inner CV chose.
+
+    Attributes
+    ----------
+    predictions : array of shape (n_test, n_voxels), float32
+        Predictions for ``X_test``, in the units of ``Y`` (training mean added back).
+    alpha : array of shape (n_voxels,), float64
+        Chosen alpha per voxel (a grid value).
+    cv_score : array of shape (n_voxels,), float64
+        Mean over inner folds of the negative mean squared error, at the chosen alpha.
+    cv_r2 : array of shape (n_voxels,), float64
+        ``1 - sum_folds SSE / sum_folds SS`` at the chosen alpha, SS around the training
+        mean: an R^2 computed on the training set only (for choosing between models).
+    form : {"primal", "kernel"}
+        Which Gram matrix was diagonalised.
+    """
+
+    predictions: np.ndarray
+    alpha: np.ndarray
+    cv_score: np.ndarray
+    cv_r2: np.ndarray
+    form: str
+
+
+def resolve_form(form: str, n_features: int, n_train: int) -> str:
+    """``"primal"`` or ``"kernel"``; ``"auto"``: the kernel when features outnumber samples."""
+    if form == "auto":
+        return "kernel" if n_features > n_train else "primal"
+    elif form in FORMS:
+        return form
+    else:
+        allowed = ", ".join(repr(name) for name in ("auto", *sorted(FORMS)))
+        raise ValueError(f"'solver' must be one of {allowed}; got {form!r}")
+
+
+def fit_predict_ridge_cv(
+    X_train: np.ndarray,
+    Y: np.ndarray,
+    X_test: np.ndarray,
+    alphas: np.ndarray,
+    cv: Sequence[Split],
+    *,
+    rows: np.ndarray | None = None,
+    form: str = "auto",
+    n_targets_batch: int | None = None,
+) -> RidgeCVFit:
+    """Choose one alpha per voxel by inner cross-validation, refit, predict ``X_test``.
+
+    Parameters
+    ----------
+    X_train : array of shape (n_train, n_features)
+        Training features, already standardised (no intercept is fitted for ``X``).
+    Y : array of shape (n_rows, n_voxels)
+        Responses; the training responses are ``Y[rows]``. Centred per voxel with the
+        training mean inside, batch by batch (``Y`` is never copied whole).
+    X_test : array of shape (n_test, n_features)
+        Features to predict, standardised like ``X_train``.
+    alphas : array of shape (n_alphas,)
+        Sorted positive penalties.
+    cv : sequence of (train_idx, test_idx)
+        Inner folds, positions in the training set (0 to n_train - 1).
+    rows : array of shape (n_train,) or None
+        Rows of ``Y`` that are the training samples; None means every row.
+    form : {"auto", "primal", "kernel"}
+        Diagonalise ``X^T X`` (primal) or ``X X^T`` (kernel); ``"auto"`` picks the smaller.
+    n_targets_batch : int or None
+        Voxels solved at a time; None solves all at once.
+
+    Returns
+    -------
+    RidgeCVFit
+    """
+    X_train, X_test, rows, alphas = _check_fit_inputs(X_train, Y, X_test, alphas, rows)
+    form = resolve_form(form, X_train.shape[1], X_train.shape[0])
+    batches = _batches(Y.shape[1], n_targets_batch)
+    y_mean = _train_mean(Y, rows, batches)
+    gram = _Gram(form, X_train, X_test)
+    sse = np.zeros((len(alphas), Y.shape[1]))
+    sst = np.zeros(Y.shape[1])
+    for train, test in cv:
+        system = gram.system(train, test, alphas[0])
+        for cols in batches:
+            y_train = Y[:, cols][rows[train]]
+            y_train -= y_mean[cols]
+            y_test = Y[:, cols][rows[test]]
+            y_test -= y_mean[cols]
+            norm = np.einsum("ij,ij->j", y_test, y_test, dtype=np.float64)
+            excess = system.validation_excess(y_train, y_test, alphas)
+            sse[:, cols] += (excess + norm) / test.size
+            sst[cols] += norm / test.size
+        del system
+    best, cv_score, cv_r2 = _choose(sse, sst, alphas, len(cv))
+    system = gram.system(None, None, None)
+    predictions = np.empty((X_test.shape[0], Y.shape[1]), dtype=np.float32)
+    for cols in batches:
+        y_train = Y[:, cols][rows]
+        y_train -= y_mean[cols]
+        predictions[:, cols] = system.predict(y_train, alphas[best[cols]]) + y_mean[cols]
+    return RidgeCVFit(predictions, alphas[best], cv_score, cv_r2, form)
+
+
+class FixedAlphaRidge:
+    """Ridge with one given alpha per target, for refitting many target sets cheaply.
+
+    The Gram matrix of ``X_train`` is diagonalised once; each :meth:`predict` then costs
+    two products with the targets. Used to refit the outer folds on permuted responses,
+    many permutations per product (:meth:`predict` broadcasts over a middle axis).
+
+    Parameters
+    ----------
+    X_train : array of shape (n_train, n_features)
+        Standardised training features.
+    X_test : array of shape (n_test, n_features)
+        Standardised features to predict.
+    form : {"auto", "primal", "kernel"}
+        As in :func:`fit_predict_ridge_cv`.
+    """
+
+    def __init__(self, X_train: np.ndarray, X_test: np.ndarray, form: str = "auto"):
+        X_train = np.asarray(X_train, dtype=np.float64)
+        form = resolve_form(form, X_train.shape[1], X_train.shape[0])
+        self._system = _Gram(form, X_train, np.asarray(X_test, dtype=np.float64)).system(
+            None, None, None
+        )
+
+    def shrinkage(self, alpha: np.ndarray) -> Any:
+        """``1 / (eigenvalue + alpha)``, backend float32 array of shape (n_components, n_targets)."""
+        d = 1.0 / (self._system.eigenvalues[:, None] + np.asarray(alpha, dtype=np.float64)[None, :])
+        return self._system.backend.asarray(d, dtype="float32")
+
+    def predict(self, Y_train: Any, shrinkage: Any) -> Any:
+        """Fit centred ``Y_train`` with the given shrinkage and predict ``X_test`` (no mean added).
+
+        Parameters
+        ----------
+        Y_train : backend array of shape (n_train, n_sets, n_targets), float32
+            Training responses, centred per column; ``n_sets`` response sets (e.g.
+            permutations) share the alphas of the ``n_targets`` voxels.
+        shrinkage : backend array of shape (n_components, n_targets)
+            From :meth:`shrinkage`.
+
+        Returns
+        -------
+        predictions : backend array of shape (n_test, n_sets, n_targets), float32
+        """
+        system = self._system
+        n_train, n_sets, n_targets = Y_train.shape
+        z = system.R.T @ Y_train.reshape(n_train, n_sets * n_targets)
+        z = z.reshape(-1, n_sets, n_targets) * shrinkage[:, None, :]
+        return (system.A @ z.reshape(-1, n_sets * n_targets)).reshape(-1, n_sets, n_targets)
+
+
+def _check_fit_inputs(X_train, Y, X_test, alphas, rows):
+    """Shapes of :func:`fit_predict_ridge_cv`'s inputs; float64 features, sorted alphas."""
+    X_train = check_2d(X_train, "X_train").astype(np.float64)
+    X_test = check_2d(X_test, "X_test").astype(np.float64)
+    if np.ndim(Y) != 2:
+        raise ValueError(f"'Y' must be a 2D array (n_rows, n_voxels); got shape {np.shape(Y)}")
+    rows = np.arange(Y.shape[0]) if rows is None else np.asarray(rows)
+    if rows.shape != (X_train.shape[0],) or X_test.shape[1] != X_train.shape[1]:
+        raise ValueError(
+            f"'rows' must give one row of 'Y' per row of 'X_train' ({X_train.shape[0]}) and "
+            f"'X_test' must have the {X_train.shape[1]} columns of 'X_train'; got rows of shape "
+            f"{rows.shape} and X_test of shape {X_test.shape}"
+        )
+    return X_train, X_test, rows, check_alphas(alphas)
+
+
+def _batches(n_targets: int, n_targets_batch: int | None) -> list[slice]:
+    size = n_targets if n_targets_batch is None else int(n_targets_batch)
+    return [slice(start, start + size) for start in range(0, n_targets, max(size, 1))]
+
+
+def _train_mean(Y: np.ndarray, rows: np.ndarray, batches: list[slice]) -> np.ndarray:
+    mean = np.empty(Y.shape[1], dtype=np.float32)
+    for cols in batches:
+        mean[cols] = Y[:, cols][rows].mean(axis=0, dtype=np.float64)
+    return mean
+
+
+def _choose(sse: np.ndarray, sst: np.ndarray, alphas: np.ndarray, n_folds: int):
+    """Best alpha index per voxel, its mean negative MSE, and the CV R^2."""
+    score = -sse / n_folds
+    scale = sst / n_folds
+    best = np.argmax(score + TIE_SLOPE * scale * np.log(alphas)[:, None], axis=0)
+    chosen = np.take_along_axis(sse, best[None], axis=0)[0]
+    cv_r2 = np.where(sst > 0, 1.0 - chosen / np.where(sst > 0, sst, 1.0), 0.0)
+    return best, -chosen / n_folds, cv_r2
+
+
+class _Gram:
+    """The training (and test) features of one outer fold, ready to be diagonalised per fold."""
+
+    def __init__(self, form: str, X_train: np.ndarray, X_test: np.ndarray):
+        self.form = form
+        self.X_train, self.X_test = X_train, X_test
+        if form == "kernel":
+            self.K_train = X_train @ X_train.T
+            self.K_test = X_test @ X_train.T
+
+    def system(self, train: np.ndarray | None, test: np.ndarray | None, alpha_min: float | None):
+        """Eigen-system of an inner fold, or of the whole training set (``train=None``)."""
+        if self.form == "primal":
+            X_tr = self.X_train if train is None else self.X_train[train]
+            X_te = self.X_test if train is None else self.X_train[test]
+            eigenvalues, Q = _eigh(X_tr.T @ X_tr)
+            return _EigenSystem(eigenvalues, X_tr @ Q, X_te @ Q, alpha_min)
+        else:
+            K_tr = self.K_train if train is None else self.K_train[np.ix_(train, train)]
+            K_te = self.K_test if train is None else self.K_train[np.ix_(test, train)]
+            eigenvalues, Q = _eigh(K_tr)
+            return _EigenSystem(eigenvalues, Q, K_te @ Q, alpha_min)
+
+
+def _eigh(gram: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (ascending) and eigenvectors of a Gram matrix, numerically null ones dropped."""
+    eigenvalues, vectors = np.linalg.eigh(gram)
+    top = max(float(eigenvalues[-1]), 0.0)
+    keep = eigenvalues > top * max(gram.shape) * np.finfo(np.float64).eps
+    return eigenvalues[keep], vectors[:, keep]
+
+
+class _EigenSystem:
+    """One fold in the eigenbasis: ``predict = A D(alpha) R^T y_train``.
+
+    With ``alpha_min`` given, also the float64 terms of the validation error
+    (``W``, the diagonal of ``C`` and its within-cluster block).
+    """
+
+    def __init__(self, eigenvalues, R, A, alpha_min: float | None):
+        from himalaya.backend import get_backend
+
+        self.backend = backend = get_backend()
+        self.eigenvalues = eigenvalues
+        self.R = backend.asarray(R, dtype="float32")
+        self.A = backend.asarray(A, dtype="float32")
+        if alpha_min is None:
+            return
+        C = A.T @ A
+        cluster = _clusters(eigenvalues, alpha_min)
+        same = cluster[:, None] == cluster[None, :]
+        gaps = eigenvalues[None, :] - eigenvalues[:, None]
+        self.W = backend.asarray(
+            np.where(same, 0.0, C / np.where(same, 1.0, gaps)), dtype="float64"
+        )
+        self.C_diag = backend.asarray(np.diag(C).copy()[:, None], dtype="float64")
+        self.block = _cluster_block(C, same)
+        if self.block is not None:
+            self.block = (self.block[0], backend.asarray(self.block[1], dtype="float64"))
+
+    def validation_excess(self, y_train: np.ndarray, y_test: np.ndarray, alphas: np.ndarray):
+        """``SSE(alpha) - ||y_test||^2`` of every alpha: array of shape (n_alphas, n_targets).
+
+        The alpha-dependent part of the validation error, in float64; every alpha shares
+        the same ``z`` and ``b``, so differences between alphas stay accurate even where
+        the errors themselves differ by less than float32 resolution.
+        """
+        backend = self.backend
+        z = self.R.T @ backend.asarray(y_train, dtype="float32")
+        b = self.A.T @ backend.asarray(y_test, dtype="float32")
+        z = backend.asarray(z, dtype="float64")
+        cross = self.W @ z  # becomes z_i ((W z)_i - b_i), in place
+        cross -= backend.asarray(b, dtype="float64")
+        cross *= z
+        quad = self.C_diag * z  # becomes z_i (C_S z)_i
+        if self.block is not None:
+            span, block = self.block
+            quad[span] += block @ z[span]
+        quad *= z
+        d = backend.asarray(1.0 / (self.eigenvalues[None, :] + alphas[:, None]), dtype="float64")
+        return backend.to_numpy(2.0 * (d @ cross) + (d * d) @ quad)
+
+    def predict(self, y_train: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+        """Predictions with one alpha per target, array of shape (n_test, n_targets), float32."""
+        backend = self.backend
+        z = self.R.T @ backend.asarray(y_train, dtype="float32")
+        d = 1.0 / (self.eigenvalues[:, None] + alpha[None, :])
+        return backend.to_numpy(self.A @ (z * backend.asarray(d, dtype="float32")))
+
+
+def _clusters(eigenvalues: np.ndarray, alpha_min: float) -> np.ndarray:
+    """Cluster of each (ascending) eigenvalue: neighbours closer than CLUSTER_TOL share one."""
+    if eigenvalues.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    gaps = np.diff(eigenvalues)
+    new = gaps > CLUSTER_TOL * (eigenvalues[1:] + alpha_min)
+    return np.concatenate([[0], np.cumsum(new)])
+
+
+def _cluster_block(C: np.ndarray, same: np.ndarray) -> tuple[slice, np.ndarray] | None:
+    """Off-diagonal within-cluster part of ``C`` over the span of multi-member clusters."""
+    off = same & ~np.eye(same.shape[0], dtype=bool)
+    members = np.flatnonzero(off.any(axis=1))
+    if members.size == 0:
+        return None
+    span = slice(int(members[0]), int(members[-1]) + 1)
+    return span, np.where(off[span, span], C[span, span], 0.0)

@@ -1,0 +1,501 @@
+"""File-level steps of the encoding rules: read labelled inputs, fit, test, write tables.
+
+Each ``run_*`` function is what one Snakemake rule does. Brain data and features are
+paired by their labels (:func:`brainalign.pipeline.match_features`), never by file
+order; the ``params`` mapping is the config's ``encoding`` section with its defaults.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import io
+from ..pipeline import match_features, roi_summary, unmask
+from .banded import variance_partition
+from .ceiling import noise_ceiling, normalise_scores
+from .ridge import EncodingResult, fit_encoding
+from .selection import select_layer_nested
+from .stats import fdr_bh, permutation_test
+
+__all__ = [
+    "check_joint_models",
+    "joint_space_name",
+    "load_brain",
+    "run_fit_encoding",
+    "run_fit_joint_encoding",
+    "run_select_best_layer",
+    "summarize_joint_tables",
+    "summarize_best_layer_tables",
+]
+
+logger = logging.getLogger(__name__)
+PathLike = str | os.PathLike
+
+
+def load_brain(
+    path: PathLike,
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any], dict[str, np.ndarray]]:
+    """Responses, CV groups, metadata and all arrays of a preprocessed brain file.
+
+    Returns
+    -------
+    Y : array of shape (n_samples, n_voxels), float32
+        ``patterns`` (concepts) or ``bold`` (naturalistic).
+    groups : array of shape (n_samples,)
+        Concept index (concepts) or run label (naturalistic).
+    meta : dict
+        The file's metadata plus ``n_samples`` and ``kind`` (``concepts``/``timeseries``).
+    arrays : dict
+        Every array of the file (``roi``, ``ijk``, ``patterns_by_run``...).
+    """
+    arrays, meta = io.load_arrays(path)
+    concepts = meta["task"] == "concepts"
+    Y = arrays["patterns"] if concepts else arrays["bold"]
+    groups = np.arange(Y.shape[0]) if concepts else arrays["run"]
+    meta.update(n_samples=Y.shape[0], kind="concepts" if concepts else "timeseries")
+    return np.asarray(Y, dtype=np.float32), groups, meta, arrays
+
+
+def _fit_kwargs(
+    params: Mapping[str, Any], kind: str, groups: np.ndarray, seed: int
+) -> dict[str, Any]:
+    return dict(
+        kind=kind,
+        groups=groups,
+        alphas=params["alphas"],
+        delays=tuple(params["delays"]) if kind == "timeseries" else (0,),
+        n_outer_folds=params["outer_folds"],
+        n_inner_folds=params["inner_folds"],
+        random_state=seed,
+        n_targets_batch=params["n_targets_batch"],
+    )
+
+
+def run_fit_encoding(
+    brain_path: PathLike,
+    features_path: PathLike,
+    *,
+    layer: int,
+    params: Mapping[str, Any],
+    seed: int,
+    out_map: PathLike,
+    out_voxels: PathLike,
+    out_rois: PathLike,
+) -> pd.DataFrame:
+    """Fit one subject x task x model x condition x layer model; test and write its scores.
+
+    Parameters
+    ----------
+    brain_path, features_path : path-like
+        Preprocessed brain data and features (labelled safetensors files).
+    layer : int
+        Hidden-state index to use.
+    params : mapping
+        The config's ``encoding`` section.
+    seed : int
+        Random state of the concept folds and the permutations.
+    out_map, out_voxels, out_rois : path-like
+        NIfTI map of held-out r; per-voxel table (r, R^2, alpha and alpha_fold<k>,
+        alpha_edge, inner-CV R^2, p, p_perm, q, significant, ceiling, r_norm, r2_norm);
+        per-ROI summary.
+
+    Returns
+    -------
+    rois : DataFrame
+        The per-ROI summary that was written.
+    """
+    Y, groups, meta, arrays = load_brain(brain_path)
+    features, fmeta = io.load_arrays(features_path)
+    X = match_features(features, fmeta, meta, layer, features_path)
+    kind = meta["kind"]
+    result = fit_encoding(X, Y, **_fit_kwargs(params, kind, groups, seed))
+    significance = _significance(result, X, Y, kind, groups, params, seed)
+    voxels = _voxel_table(result, arrays, meta, significance, params)
+    labels = {
+        "subject": meta["subject"],
+        "task": meta["task"],
+        "model": fmeta["model"],
+        "condition": fmeta["condition"],
+        "layer": int(layer),
+    }
+    rois = _roi_table(voxels, meta["rois"]).assign(**labels)
+    io.save_nifti(unmask(result.r.astype(np.float32), arrays["ijk"], meta), out_map)
+    io.write_table(voxels.assign(**labels), out_voxels)
+    io.write_table(rois, out_rois)
+    for row in rois.itertuples():
+        logger.info(
+            "ROI %s: mean held-out r = %.3f, %d of %d voxels significant (q <= %g)",
+            *(row.roi, row.mean_r, row.n_significant, row.n_voxels, params["fdr_q"]),
+        )
+    return rois
+
+
+def _voxel_table(result, arrays, meta, significance, params) -> pd.DataFrame:
+    """Per-voxel scores, chosen alphas (geometric mean and per outer fold), significance and
+    noise-ceiling-normalised scores."""
+    ceiling = _ceiling(arrays, meta)
+    r_norm, r2_norm = normalise_scores(result.r, result.r2, ceiling, params["min_ceiling"])
+    return pd.DataFrame(
+        {
+            "voxel": np.arange(result.r.size),
+            "roi_index": arrays["roi"],
+            "r": result.r,
+            "r2": result.r2,
+            "alpha": np.exp(np.log(result.alpha).mean(axis=0)),
+            **{f"alpha_fold{k}": alpha for k, alpha in enumerate(result.alpha)},
+            "alpha_edge": _edge_share(result.alpha, params["alphas"]),
+            "cv_r2": result.cv_r2.mean(axis=0),
+            **significance,
+            "significant": significance["q"] <= params["fdr_q"],
+            "ceiling": ceiling,
+            "r_norm": r_norm,
+            "r2_norm": r2_norm,
+        }
+    )
+
+
+def _significance(
+    result: EncodingResult, X, Y, kind, groups, params, seed
+) -> dict[str, np.ndarray]:
+    """Permutation p (normal fit, empirical) and BH q per voxel; NaN if ``n_permutations`` is 0."""
+    if params["n_permutations"] == 0:
+        logger.info("n_permutations is 0: no permutation test")
+        nan = np.full(Y.shape[1], np.nan)
+        return {"p": nan, "p_perm": nan, "q": nan}
+    test = permutation_test(
+        result,
+        X,
+        Y,
+        kind=kind,
+        groups=groups,
+        n_permutations=params["n_permutations"],
+        block_size=params["block_size"],
+        random_state=seed,
+        n_targets_batch=params["n_targets_batch"],
+    )
+    return {"p": test.p, "p_perm": test.p_perm, "q": fdr_bh(test.p)}
+
+
+def _ceiling(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> np.ndarray:
+    """Noise ceiling of the concept task from its runs; NaN without repeats."""
+    by_run = arrays.get("patterns_by_run")
+    if by_run is None or by_run.shape[0] < 2:
+        logger.info("task %s: no repeated presentations, no noise ceiling", meta["task"])
+        return np.full(arrays["roi"].shape[0], np.nan)
+    return noise_ceiling(by_run)
+
+
+def _edge_share(alpha: np.ndarray, grid: Sequence[float]) -> np.ndarray:
+    """Per voxel, the share of outer folds whose alpha is the grid's min or max."""
+    grid = np.unique(np.asarray(grid, dtype=float))
+    if grid.size < 2:
+        return np.zeros(alpha.shape[1])
+    edge = np.isclose(alpha, grid[0], rtol=1e-6) | np.isclose(alpha, grid[-1], rtol=1e-6)
+    return edge.mean(axis=0)
+
+
+def _roi_table(voxels: pd.DataFrame, rois: Mapping[str, int]) -> pd.DataFrame:
+    """The shared ROI summary plus significance, ceiling and alpha-edge columns."""
+    base = roi_summary(voxels, rois)
+    extra = []
+    for name, index in rois.items():
+        sel = voxels[voxels["roi_index"] == index]
+        extra.append(
+            {
+                "n_significant": int(sel["significant"].sum()),
+                "share_significant": float(sel["significant"].mean()) if len(sel) else np.nan,
+                "mean_ceiling": float(sel["ceiling"].mean()) if len(sel) else np.nan,
+                "n_ceiling": int(sel["r_norm"].notna().sum()),
+                "mean_r_norm": (
+                    float(sel["r_norm"].mean()) if sel["r_norm"].notna().any() else np.nan
+                ),
+                "share_alpha_edge": float(sel["alpha_edge"].mean()) if len(sel) else np.nan,
+            }
+        )
+    return pd.concat([base, pd.DataFrame(extra)], axis=1)
+
+
+# ----------------------------------------------------------------------------- joint models
+
+
+def joint_space_name(space: Mapping[str, Any]) -> str:
+    """Label of one feature space of a joint model: ``model-clip_cond-image_layer-2``."""
+    return f"model-{space['model']}_cond-{space['condition']}_layer-{int(space['layer'])}"
+
+
+def check_joint_models(
+    config: Mapping[str, Any], source: str = "config/config.yaml"
+) -> list[dict[str, Any]]:
+    """Validate ``encoding.joint`` against the models and return it (a list of joint models).
+
+    Each entry is ``{name, spaces: [{model, condition, layer}, ...]}``: names unique, at
+    least two distinct spaces, each model configured, with that layer, able to run that
+    condition.
+
+    Raises
+    ------
+    brainalign.config.ConfigError
+        A ``ValueError`` with a one-line message naming the key and the fix.
+    """
+    from ..config import ConfigError
+
+    joints = list(config.get("encoding", {}).get("joint", []))
+    names = [j["name"] for j in joints]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ConfigError(
+            f"config 'encoding.joint' names must be unique; '{repeated[0]}' is repeated. "
+            f"Edit {source}."
+        )
+    for i, joint in enumerate(joints):
+        key = f"encoding.joint[{i}] ({joint['name']})"
+        labels = [joint_space_name(s) for s in joint["spaces"]]
+        if len(set(labels)) < 2 or len(set(labels)) != len(labels):
+            raise ConfigError(
+                f"config '{key}.spaces' must list at least two distinct feature spaces; "
+                f"got {labels}. Edit {source}."
+            )
+        for space in joint["spaces"]:
+            problem = _space_problem(config["models"], space)
+            if problem:
+                raise ConfigError(f"config '{key}' {problem}. Edit {source}.")
+    return joints
+
+
+def _space_problem(models: Mapping[str, Any], space: Mapping[str, Any]) -> str | None:
+    """Why a joint model's feature space cannot be made from the configured models, or None."""
+    from ..config import CONDITION_MODALITIES, EXTRACTOR_MODALITIES
+
+    model, condition, layer = space["model"], space["condition"], space["layer"]
+    spec = models.get(model)
+    if spec is None:
+        close = difflib.get_close_matches(model, list(models), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        return f"uses model '{model}', which is not in 'models' ({', '.join(models)}){hint}"
+    if layer not in spec["layers"]:
+        return (
+            f"uses layer {layer} of '{model}', which is not among "
+            f"'models.{model}.layers' {spec['layers']}"
+        )
+    if not CONDITION_MODALITIES[condition] <= EXTRACTOR_MODALITIES[spec["extractor"]]:
+        return (
+            f"uses condition '{condition}', which model '{model}' ({spec['extractor']}) cannot run"
+        )
+    return None
+
+
+def run_fit_joint_encoding(
+    brain_path: PathLike,
+    feature_paths: Sequence[PathLike],
+    *,
+    joint: Mapping[str, Any],
+    params: Mapping[str, Any],
+    seed: int,
+    out_map: PathLike,
+    out_voxels: PathLike,
+    out_rois: PathLike,
+) -> pd.DataFrame:
+    """Fit one subject x task joint model (banded ridge) and partition its explained variance.
+
+    Parameters
+    ----------
+    brain_path : path-like
+        Preprocessed brain data.
+    feature_paths : sequence of path-like
+        One feature file per space of ``joint["spaces"]``, in that order.
+    joint : mapping
+        ``{name, spaces: [{model, condition, layer}, ...]}`` (an entry of ``encoding.joint``).
+    params : mapping
+        The config's ``encoding`` section (``banded_iterations`` draws of space weights).
+    seed : int
+        Random state of the concept folds and the random search.
+    out_map, out_voxels, out_rois : path-like
+        NIfTI map of the joint model's held-out r; per-voxel table (``joint_r``,
+        ``joint_r2``, ``r2_without_<space>``, ``unique_<space>``, ``shared``); per-ROI
+        table in long form (``measure``, ``space``, ``value``: mean over the ROI).
+
+    Returns
+    -------
+    rois : DataFrame
+        The per-ROI table that was written.
+    """
+    if len(feature_paths) != len(joint["spaces"]):
+        raise ValueError(
+            f"joint model '{joint['name']}' has {len(joint['spaces'])} spaces but "
+            f"{len(feature_paths)} feature files were given; pass one per space, in order"
+        )
+    Y, groups, meta, arrays = load_brain(brain_path)
+    Xs, names = [], []
+    for space, path in zip(joint["spaces"], feature_paths):
+        features, fmeta = io.load_arrays(path)
+        if fmeta["model"] != space["model"] or fmeta["condition"] != space["condition"]:
+            raise ValueError(
+                f"feature file '{path}' holds {fmeta['model']}/{fmeta['condition']} but joint "
+                f"model '{joint['name']}' expects {space['model']}/{space['condition']}; check "
+                "the rule's inputs"
+            )
+        Xs.append(match_features(features, fmeta, meta, space["layer"], path))
+        names.append(joint_space_name(space))
+    kwargs = _fit_kwargs(params, meta["kind"], groups, seed)
+    result = variance_partition(Xs, Y, names=names, n_iter=params["banded_iterations"], **kwargs)
+    columns = {
+        "voxel": np.arange(Y.shape[1]),
+        "roi_index": arrays["roi"],
+        "joint_r": result.joint.r,
+        "joint_r2": result.joint.r2,
+    }
+    for i, name in enumerate(names):
+        columns[f"r2_without_{name}"] = result.without[name].r2
+        columns[f"unique_{name}"] = result.unique[i]
+    columns["shared"] = result.shared
+    voxels = pd.DataFrame(columns)
+    labels = {"subject": meta["subject"], "task": meta["task"], "joint": joint["name"]}
+    rois = _joint_roi_table(voxels, meta["rois"], names).assign(**labels)
+    io.save_nifti(unmask(result.joint.r.astype(np.float32), arrays["ijk"], meta), out_map)
+    io.write_table(voxels.assign(**labels), out_voxels)
+    io.write_table(rois, out_rois)
+    for roi, sub in rois[rois["measure"] == "unique"].groupby("roi", sort=False):
+        logger.info("ROI %s: unique R^2 %s", roi, dict(zip(sub["space"], sub["value"].round(4))))
+    return rois
+
+
+def _joint_roi_table(
+    voxels: pd.DataFrame, rois: Mapping[str, int], names: Sequence[str]
+) -> pd.DataFrame:
+    """Mean of every joint-model measure over each ROI, in long form."""
+    measures = [("joint_r", "joint_r", ""), ("joint_r2", "joint_r2", ""), ("shared", "shared", "")]
+    measures += [(f"unique_{n}", "unique", n) for n in names]
+    measures += [(f"r2_without_{n}", "r2_without", n) for n in names]
+    rows = []
+    for roi, index in rois.items():
+        sel = voxels[voxels["roi_index"] == index]
+        for column, measure, space in measures:
+            value = float(sel[column].mean()) if len(sel) else np.nan
+            rows.append(
+                {
+                    "roi": roi,
+                    "measure": measure,
+                    "space": space,
+                    "value": value,
+                    "n_voxels": len(sel),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- best layer
+
+
+def run_select_best_layer(
+    brain_path: PathLike,
+    features_path: PathLike,
+    *,
+    layers: Sequence[int],
+    params: Mapping[str, Any],
+    seed: int,
+    out: PathLike,
+) -> pd.DataFrame:
+    """Choose a model's best layer per ROI inside each outer fold; write its held-out scores.
+
+    Parameters
+    ----------
+    brain_path, features_path : path-like
+        Preprocessed brain data and the model x condition feature file (all layers).
+    layers : sequence of int
+        Candidate layers.
+    params : mapping
+        The config's ``encoding`` section.
+    seed : int
+        Random state of the concept folds (the same folds for every layer).
+    out : path-like
+        Table with one row per ROI and outer fold (see
+        :func:`~brainalign.encoding.selection.select_layer_nested`) and labels.
+
+    Returns
+    -------
+    DataFrame
+        The table that was written.
+    """
+    Y, groups, meta, arrays = load_brain(brain_path)
+    features, fmeta = io.load_arrays(features_path)
+    candidates = {
+        int(layer): match_features(features, fmeta, meta, layer, features_path) for layer in layers
+    }
+    rois = {name: arrays["roi"] == index for name, index in meta["rois"].items()}
+    table = select_layer_nested(
+        candidates, Y, rois, **_fit_kwargs(params, meta["kind"], groups, seed)
+    )
+    labels = {
+        "subject": meta["subject"],
+        "task": meta["task"],
+        "model": fmeta["model"],
+        "condition": fmeta["condition"],
+    }
+    table = table.assign(**labels)
+    io.write_table(table, out)
+    return table
+
+
+# ----------------------------------------------------------------------------- group tables
+
+
+def summarize_joint_tables(paths: Sequence[PathLike]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-subject joint-model ROI tables and one-sample t-tests of every measure across subjects.
+
+    Returns
+    -------
+    subjects : DataFrame
+        The per-subject tables, concatenated.
+    group : DataFrame
+        Per task, joint model, ROI, measure and space: ``mean``, ``sem``, ``t``, ``p``
+        (against 0: e.g. ``unique`` > 0 is the joint-vs-reduced contrast), ``n_subjects``.
+    """
+    from ..group import collect_tables, group_ttest
+
+    subjects = collect_tables(paths)
+    group = group_ttest(subjects, "value", ["task", "joint", "roi", "measure", "space"])
+    return subjects, group
+
+
+def summarize_best_layer_tables(
+    paths: Sequence[PathLike],
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Nested best-layer scores per subject, group t-tests, and paired tests between models.
+
+    Returns
+    -------
+    subjects : DataFrame
+        One row per subject, task, model, condition and ROI: ``mean_r``, ``mean_r2``
+        over outer folds, ``layer`` (modal choice), ``layers`` (choice per fold).
+    group : DataFrame
+        One-sample t-tests of ``mean_r`` across subjects per task, model, condition, ROI.
+    paired : DataFrame
+        Paired t-tests of ``mean_r`` between models (per task, condition, ROI) and
+        between conditions (per task, model, ROI), with BH ``q`` over all rows.
+    """
+    from ..group import collect_tables, group_paired_ttest, group_ttest
+    from .selection import summarize_layer_selection
+
+    folds = collect_tables(paths)
+    keys = ["subject", "task", "model", "condition"]
+    subjects = pd.concat(
+        [summarize_layer_selection(sub) for _, sub in folds.groupby(keys, sort=True)],
+        ignore_index=True,
+    )
+    group = group_ttest(subjects, "mean_r", ["task", "model", "condition", "roi"])
+    paired = pd.concat(
+        [
+            group_paired_ttest(subjects, "mean_r", "model", ["task", "condition", "roi"]),
+            group_paired_ttest(subjects, "mean_r", "condition", ["task", "model", "roi"]),
+        ],
+        ignore_index=True,
+    )
+    paired["q"] = fdr_bh(paired["p"].to_numpy(dtype=float))
+    return subjects, group, paired
