@@ -216,6 +216,7 @@ def slurm_demo_config() -> dict:
     config["models"] = {"clip": {**config["models"]["clip"], "layers": [2]}}
     config["demo"]["generators"]["language"] = {"model": "clip", "condition": "sentence", "layer": 2}
     config["conditions"] = ["sentence"]
+    config["encoding"]["joint"] = []  # the demo's joint model needs minilm, which is cut here
     return config
 
 

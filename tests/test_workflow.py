@@ -131,7 +131,7 @@ def test_same_seed_same_bytes(copy_of_run, demo_run):
         (lambda c: c["demo"]["generators"]["language"].update(model="minilmm"),
          r"config 'demo\.generators\.language\.model' is 'minilmm', which is not a model"),
         (lambda c: c["models"]["clip"].update(extractor="clipp"),
-         r"config 'models\.clip\.extractor' must be one of: text_encoder, clip; got 'clipp'"),
+         r"config 'models\.clip\.extractor' must be one of: text_encoder, .*, clip, .*; got 'clipp' \(did you mean 'clip'\?\)"),
         (lambda c: c["dataset"].update(kind="bids", root="no/such/dataset"),
          r"config 'dataset\.root' must be an existing folder; 'no/such/dataset' does not exist"),
     ],
