@@ -21,7 +21,6 @@ __all__ = [
     "layer_key",
     "match_features",
     "unmask",
-    "run_fit_encoding",
     "roi_summary",
     "parse_entities",
     "group_maps_by_unit",
@@ -123,81 +122,6 @@ def roi_summary(values: pd.DataFrame, rois: Mapping[str, int]) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
-
-
-def run_fit_encoding(
-    brain_path: PathLike,
-    features_path: PathLike,
-    *,
-    layer: int,
-    params: Mapping[str, Any],
-    seed: int,
-    out_map: PathLike,
-    out_voxels: PathLike,
-    out_rois: PathLike,
-) -> pd.DataFrame:
-    """Fit one subject x task x model x condition x layer encoding model and write its scores.
-
-    Parameters
-    ----------
-    brain_path, features_path : path-like
-        Preprocessed brain data and features (labelled safetensors files).
-    layer : int
-        Hidden-state index to use.
-    params : mapping
-        The config's ``encoding`` section (alphas, delays, outer_folds, inner_folds,
-        n_targets_batch).
-    seed : int
-        Random state of the concept folds.
-    out_map, out_voxels, out_rois : path-like
-        NIfTI map of held-out r, per-voxel Parquet table, per-ROI Parquet summary.
-
-    Returns
-    -------
-    rois : DataFrame
-        The per-ROI summary that was written.
-    """
-    from .encoding import fit_encoding
-
-    Y, groups, meta, arrays = _brain(brain_path)
-    features, fmeta = io.load_arrays(features_path)
-    X = match_features(features, fmeta, meta, layer, features_path)
-    kind = "concepts" if meta["task"] == "concepts" else "timeseries"
-    result = fit_encoding(
-        X,
-        Y,
-        kind=kind,
-        groups=groups,
-        alphas=params["alphas"],
-        delays=tuple(params["delays"]) if kind == "timeseries" else (0,),
-        n_outer_folds=params["outer_folds"],
-        n_inner_folds=params["inner_folds"],
-        random_state=seed,
-        n_targets_batch=params["n_targets_batch"],
-    )
-    voxels = pd.DataFrame(
-        {
-            "voxel": np.arange(Y.shape[1]),
-            "roi_index": arrays["roi"],
-            "r": result.r,
-            "r2": result.r2,
-            "alpha": np.exp(np.log(result.alpha).mean(axis=0)),
-        }
-    )
-    labels = {
-        "subject": meta["subject"],
-        "task": meta["task"],
-        "model": fmeta["model"],
-        "condition": fmeta["condition"],
-        "layer": int(layer),
-    }
-    rois = roi_summary(voxels, meta["rois"]).assign(**labels)
-    io.save_nifti(unmask(result.r.astype(np.float32), arrays["ijk"], meta), out_map)
-    io.write_table(voxels.assign(**labels), out_voxels)
-    io.write_table(rois, out_rois)
-    for row in rois.itertuples():
-        logger.info("ROI %s: mean held-out r = %.3f over %d voxels", row.roi, row.mean_r, row.n_voxels)
-    return rois
 
 
 def parse_entities(path: PathLike) -> dict[str, str]:
