@@ -99,14 +99,6 @@ def unmask(values: np.ndarray, ijk: np.ndarray, meta: Mapping[str, Any]) -> Any:
     return img
 
 
-def _brain(path: PathLike) -> tuple[np.ndarray, np.ndarray, dict[str, Any], dict[str, np.ndarray]]:
-    arrays, meta = io.load_arrays(path)
-    Y = arrays["patterns"] if meta["task"] == "concepts" else arrays["bold"]
-    groups = np.arange(Y.shape[0]) if meta["task"] == "concepts" else arrays["run"]
-    meta["n_samples"] = Y.shape[0]
-    return Y.astype(np.float32), groups, meta, arrays
-
-
 def roi_summary(values: pd.DataFrame, rois: Mapping[str, int]) -> pd.DataFrame:
     """Mean, median and count of per-voxel scores in each ROI."""
     rows = []
