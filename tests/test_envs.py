@@ -318,14 +318,14 @@ def test_env_declares_every_import_of_the_rule_script(rule):
 
 def test_import_scan_follows_the_library(tmp_path):
     # the scan must see through brainalign: fit_encoding reaches himalaya, extract_features torch,
-    # and a function that is never called (pipeline's encoding import) is not charged to RSA.
+    # and RSA is not charged with encoding's imports.
     scripts = REPO / "workflow" / "scripts"
     assert {"himalaya"} <= script_imports(scripts / "fit_encoding.py")
     assert {"torch", "transformers", "PIL"} <= script_imports(scripts / "extract_features.py")
     assert "himalaya" not in script_imports(scripts / "compute_rsa.py")
     # a script that only calls the library's encoding entry point still needs himalaya
     script = tmp_path / "script.py"
-    script.write_text("from brainalign.pipeline import run_fit_encoding\nrun_fit_encoding()\n")
+    script.write_text("from brainalign.encoding.steps import run_fit_encoding\nrun_fit_encoding()\n")
     assert "himalaya" in script_imports(script)
 
 
