@@ -33,7 +33,13 @@ def check_2d(array: Any, name: str) -> np.ndarray:
             f"'{name}' must have at least one row and one column; got shape {array.shape}"
         )
     array = np.asarray(array, dtype=np.float32)
-    n_bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+    n_bad = sum(  # in chunks of columns: no full-size temporary
+        int(
+            array[:, start : start + 4096].size
+            - np.count_nonzero(np.isfinite(array[:, start : start + 4096]))
+        )
+        for start in range(0, array.shape[1], 4096)
+    )
     if n_bad:
         raise ValueError(
             f"'{name}' must be finite; got {n_bad} NaN/inf values. Drop or impute them first"

@@ -34,7 +34,7 @@ MIN_FOLD_SAMPLES = 3
 
 
 def score_predictions(
-    Y: np.ndarray, predictions: np.ndarray, chunk_size: int = 8192
+    Y: np.ndarray, predictions: np.ndarray, chunk_size: int = 8192, rows: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pearson correlation and coefficient of determination per voxel.
 
@@ -46,6 +46,8 @@ def score_predictions(
         Predicted responses (in the units of ``Y``).
     chunk_size : int
         Voxels scored at a time, in float64 (bounds memory).
+    rows : array of int or None
+        Score only these samples (rows), taken chunk by chunk; None scores every row.
 
     Returns
     -------
@@ -68,7 +70,10 @@ def score_predictions(
     r2 = np.zeros(Y.shape[1])
     for start in range(0, Y.shape[1], chunk_size):
         cols = slice(start, start + chunk_size)
-        r[cols], r2[cols] = _score_chunk(Y[:, cols], predictions[:, cols])
+        if rows is None:
+            r[cols], r2[cols] = _score_chunk(Y[:, cols], predictions[:, cols])
+        else:
+            r[cols], r2[cols] = _score_chunk(Y[:, cols][rows], predictions[:, cols][rows])
     return r, r2
 
 
@@ -101,7 +106,7 @@ def score_folds(
     r2_folds = np.full((n_folds, Y.shape[1]), np.nan)
     sizes = np.bincount(fold, minlength=n_folds)
     for k in np.flatnonzero(sizes >= MIN_FOLD_SAMPLES):
-        r_folds[k], r2_folds[k] = score_predictions(Y[fold == k], predictions[fold == k])
+        r_folds[k], r2_folds[k] = score_predictions(Y, predictions, rows=np.flatnonzero(fold == k))
     if scoring == "fold_mean":
         if sizes.min() < MIN_FOLD_SAMPLES:
             raise ValueError(

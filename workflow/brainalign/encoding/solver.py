@@ -4,8 +4,10 @@ Why this exists: himalaya's ``RidgeCV`` predicts each validation fold once per a
 an (n_alphas, n_test, n_train) @ (n_train, n_voxels) product, and refits every alpha on
 the whole training set. Here each fold's Gram matrix (``X^T X`` in the primal form,
 ``X X^T`` in the kernel form) is diagonalised once, ``G = Q diag(lambda) Q^T``, and the
-validation error of every alpha follows from two products per fold, whatever the
-number of alphas.
+validation error of every alpha follows from three products with the voxels per fold,
+whatever the number of alphas. Measured (benchmarks/encoding.py, 3000 TRs x 768
+features x 50,000 voxels, 10 alphas, 5 folds, 2 cores): 3.3-4.6x faster than
+``RidgeCV`` with 0.3x its peak memory.
 
 For one fold, with ``z = R^T y_train`` (``R = X_train Q`` in the primal form, ``Q`` in
 the kernel form), ``A`` the validation samples in the same basis, ``b = A^T y_test`` and
@@ -19,7 +21,10 @@ into ``2 sum_i d_i z_i (W z)_i`` with ``W_ij = C_ij / (lambda_j - lambda_i)``: o
 product for all alphas at once). Eigenvalues closer than ``CLUSTER_TOL`` (relative) form
 clusters; pairs inside a cluster use ``d_i d_j ~ d_i^2`` (second-order error, below
 1e-12) instead of the ill-conditioned fraction. This part runs in float64; the products
-with the voxels (``R^T Y``, ``A^T Y``, the final predictions) run in float32.
+with the voxels (``R^T Y``, ``A^T Y``, the final predictions) run in float32. As every
+alpha shares the same ``z`` and ``b``, the differences between alphas are accurate to
+about 1e-8 (relative): where himalaya's float32 losses cannot tell two alphas apart
+(near-ties), this solver picks the alpha that a float64 fit picks.
 
 Voxels are solved in batches of ``n_targets_batch``: besides ``Y`` and the predictions,
 memory holds a few (n_components, n_targets_batch) arrays and one fold's decomposition.
@@ -36,7 +41,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-
 from typing import Any
 
 import numpy as np
