@@ -1,6 +1,6 @@
 """Feature-extraction throughput and memory, with their references measured in the same run.
 
-    python benchmarks/features.py [--sentences 256] [--repeats 3] [--threads 1]
+    python benchmarks/features.py [--sentences 256] [--repeats 3] [--threads 1] [--sections cpu,memory,gpu]
 
 1. CPU throughput (stimuli per second) of word-pooled sentence encoding, batched
    (batch_size 32) against one sentence at a time (batch_size 1): a tiny BERT and the
@@ -202,12 +202,25 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--gpu-sentences", type=int, default=4096)
+    parser.add_argument(
+        "--sections",
+        default="cpu,memory,gpu",
+        help="comma-separated subset of cpu,memory,gpu to run (default all)",
+    )
     args = parser.parse_args()
+    sections = set(args.sections.split(","))
+    if not sections <= {"cpu", "memory", "gpu"}:
+        parser.error(
+            f"--sections: unknown {', '.join(sorted(sections - {'cpu', 'memory', 'gpu'}))}"
+        )
     torch.set_num_threads(args.threads)
     np.random.seed(0)
-    cpu_section(args.sentences, args.repeats)
-    memory_section()
-    gpu_section(args.gpu_sentences, args.repeats)
+    if "cpu" in sections:
+        cpu_section(args.sentences, args.repeats)
+    if "memory" in sections:
+        memory_section()
+    if "gpu" in sections:
+        gpu_section(args.gpu_sentences, args.repeats)
 
 
 if __name__ == "__main__":

@@ -143,9 +143,10 @@ def noise_dir(stim, tmp_path_factory):
 
 
 def tiny(name, extractor, **cfg):
-    return load_extractor(
-        ModelSpec.from_config(name, {"extractor": extractor, "source": "tiny", **cfg}, seed=0)
-    )
+    """A tiny seeded model, on the CPU unless ``device`` is given: the tests compare its
+    features with references computed by hand on CPU tensors, also on a machine with CUDA."""
+    cfg = {"extractor": extractor, "source": "tiny", "device": "cpu", **cfg}
+    return load_extractor(ModelSpec.from_config(name, cfg, seed=0))
 
 
 @pytest.fixture(scope="module")
@@ -331,10 +332,12 @@ def test_sentence_poolings_match_hand_pooling(pooling, select, bert):
 
 
 def test_image_tower_matches_output_hidden_states_and_clip_processor(stim, clip):
-    from transformers import CLIPImageProcessor
+    # the PIL processor, which brainalign reproduces; CLIPImageProcessor is the torchvision
+    # one where torchvision is installed, and its resize differs by one grey level here and there
+    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
     images = [Image.open(stim / "images" / f"{c}.png").convert("RGB") for c in IMAGES]
-    processor = CLIPImageProcessor(
+    processor = CLIPImageProcessorPil(
         size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
     )
     pixels = processor(images=images, return_tensors="np")["pixel_values"]
@@ -369,7 +372,7 @@ def test_too_long_sentence_is_an_error(clip):
 def test_tiny_models_are_identical_across_builds_and_differ_across_seeds(clip):
     again = tiny("tiny_clip", "clip")
     other = load_extractor(
-        ModelSpec.from_config("t", {"extractor": "clip", "source": "tiny"}, seed=1)
+        ModelSpec.from_config("t", {"extractor": "clip", "source": "tiny", "device": "cpu"}, seed=1)
     )
     state, state2, state3 = (m.model.state_dict() for m in (clip, again, other))
     assert all(torch.equal(state[k], state2[k]) for k in state)
@@ -404,7 +407,9 @@ def test_pretrained_source_reads_a_saved_model(tmp_path, stim, clip):
         size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
     ).save_pretrained(tmp_path)
     copy_tokenizer(tmp_path)
-    spec = ModelSpec.from_config("saved", {"extractor": "clip", "id": str(tmp_path)}, seed=0)
+    spec = ModelSpec.from_config(
+        "saved", {"extractor": "clip", "id": str(tmp_path), "device": "cpu"}, seed=0
+    )
     loaded = load_extractor(spec)
     image = [Image.open(stim / "images" / "dog.png")]
     np.testing.assert_array_equal(

@@ -60,8 +60,10 @@ def one_torch_thread():
 
 
 def spec_of(name: str, **cfg) -> ModelSpec:
+    """A tiny family member, on the CPU unless ``device`` is given (the references the tests
+    compare with are computed on CPU tensors, also on a machine with CUDA)."""
     extractor, arch = FAMILIES[name]
-    entry = {"extractor": extractor, "source": "tiny", **cfg}
+    entry = {"extractor": extractor, "source": "tiny", "device": "cpu", **cfg}
     if arch:
         entry["id"] = arch
     return ModelSpec.from_config(name, entry, seed=0)
@@ -430,7 +432,7 @@ def test_random_init_is_the_architecture_with_seeded_weights(name, models, stim,
     extractor = tiny.spec.extractor
 
     def random(seed):
-        cfg = {"extractor": extractor, "source": "random", "id": str(tmp_path)}
+        cfg = {"extractor": extractor, "source": "random", "id": str(tmp_path), "device": "cpu"}
         return load_extractor(ModelSpec.from_config("r", cfg, seed=seed))
 
     first, again, other = random(5), random(5), random(6)
@@ -462,7 +464,9 @@ def test_fine_tuned_checkpoint_is_loaded_by_path(name, models, stim, noise_dir, 
     base, tuned = (
         load_extractor(
             ModelSpec.from_config(
-                name, {"extractor": extractor, "id": str(tmp_path / f), "batch_size": 3}, seed=0
+                name,
+                {"extractor": extractor, "id": str(tmp_path / f), "batch_size": 3, "device": "cpu"},
+                seed=0,
             )
         )
         for f in ("base", "tuned")
