@@ -149,16 +149,31 @@ def test_memory_grows_with_the_batch_not_with_the_voxels():
     assert whole > 10 * small
 
 
-def test_fixed_alpha_ridge_matches_sklearn():
-    X, Y = _data(5, 50, 12, 4)
+@pytest.mark.parametrize("method", ["hat", "eigen"])
+@pytest.mark.parametrize("form", ["kernel", "primal"])
+def test_fixed_alpha_ridge_matches_sklearn(method, form):
+    X, Y = _data(5, 50, 12, 5)
     X = X - X[:40].mean(0)  # centred on the training rows, as the solver expects
-    alpha = np.array([0.3, 3.0, 30.0, 300.0])
-    model = FixedAlphaRidge(X[:40], X[40:], form="kernel")
-    mean = Y[:40].mean(0)
-    predictions = model.predict((Y[:40] - mean)[:, None, :], model.shrinkage(alpha))[:, 0, :] + mean
+    alpha = np.array([0.3, 3.0, 30.0, 300.0, 3.0])  # two targets share an alpha
+    model = FixedAlphaRidge(X[:40], X[40:], alpha, form=form, method=method)
+    assert model.method == method
+    sets = np.stack([Y[:40].T, Y[:40][::-1].T], axis=1)  # (targets, 2 response sets, train)
+    predictions = model.predict(sets)
+    assert predictions.shape == (5, 2, 10) and predictions.dtype == np.float32
     for v, a in enumerate(alpha):
-        expected = Ridge(alpha=a).fit(X[:40], Y[:40, v]).predict(X[40:])
-        np.testing.assert_allclose(predictions[:, v], expected, atol=1e-4)
+        for k, y in enumerate((Y[:40, v], Y[:40, v][::-1])):
+            expected = Ridge(alpha=a).fit(X[:40], y).predict(X[40:])
+            np.testing.assert_allclose(predictions[v, k], expected, atol=1e-4)
+
+
+def test_fixed_alpha_ridge_auto_takes_the_cheaper_method():
+    X, _ = _data(5, 300, 20, 1)
+    # 10 test rows against 20 components: hat (10 x 290) beats eigen (20 x 300)
+    assert FixedAlphaRidge(X[:290], X[290:], np.ones(1)).method == "hat"
+    # 150 test rows: eigen (20 x 300) beats hat (150 x 150)
+    assert FixedAlphaRidge(X[:150], X[150:], np.ones(1)).method == "eigen"
+    with pytest.raises(ValueError, match=r"^'method' must be one of 'auto', 'eigen', 'hat'; got 'qr'$"):
+        FixedAlphaRidge(X[:150], X[150:], np.ones(1), method="qr")
 
 
 def test_fit_predict_ridge_cv_errors():
@@ -214,19 +229,17 @@ def test_torch_cuda_backend_matches_numpy():
     np.testing.assert_allclose(fit.predictions, reference.predictions, atol=1e-4)
 
 
-def test_fixed_alpha_ridge_on_torch_matches_numpy():
+@pytest.mark.parametrize("method", ["hat", "eigen"])
+def test_fixed_alpha_ridge_on_torch_matches_numpy(method):
     pytest.importorskip("torch")
     X, Y = _data(8, 40, 6, 5)
     alpha = np.array([0.1, 1.0, 10.0, 100.0, 1000.0])
-    stacked = np.stack([Y[:30], Y[:30][::-1]], axis=1) - Y[:30].mean(0)  # two response sets
-    expected = FixedAlphaRidge(X[:30], X[30:]).predict(
-        stacked, FixedAlphaRidge(X[:30], X[30:]).shrinkage(alpha)
-    )
-    backend = set_backend("torch")
+    stacked = np.stack([Y[:30].T, Y[:30][::-1].T], axis=1)  # two response sets
+    expected = FixedAlphaRidge(X[:30], X[30:], alpha, method=method).predict(stacked)
+    set_backend("torch")
     try:
-        model = FixedAlphaRidge(X[:30], X[30:])
-        out = backend.to_numpy(model.predict(backend.asarray(stacked), model.shrinkage(alpha)))
+        out = FixedAlphaRidge(X[:30], X[30:], alpha, method=method).predict(stacked)
     finally:
         set_backend("numpy")
     np.testing.assert_allclose(out, expected, atol=1e-5)
-    assert out.shape == (10, 2, 5)
+    assert out.shape == (5, 2, 10)

@@ -166,11 +166,27 @@ def fit_predict_ridge_cv(
 
 
 class FixedAlphaRidge:
-    """Ridge with one given alpha per target, for refitting many target sets cheaply.
+    """Ridge with one given alpha per target, for refitting many response sets cheaply.
 
-    The Gram matrix of ``X_train`` is diagonalised once; each :meth:`predict` then costs
-    two products with the targets. Used to refit the outer folds on permuted responses,
-    many permutations per product (:meth:`predict` broadcasts over a middle axis).
+    Used to refit the outer folds on permuted responses, many permutations per product:
+    :meth:`predict` takes response sets of shape (n_targets, n_sets, n_train). Two
+    equivalent ways to apply the fit, chosen by their cost per response column:
+
+    ``"hat"``
+        ``H(alpha) = A diag(1 / (lambda + alpha)) R^T``, the (n_test, n_train) matrix
+        that maps training responses to predictions, built once per distinct alpha (the
+        alphas come from a grid, so few); one product per alpha group, n_test * n_train
+        multiply-adds per column.
+    ``"eigen"``
+        ``A (d * (R^T y))`` with per-target shrinkage ``d``: two products,
+        n_components * (n_train + n_test) multiply-adds per column.
+
+    The hat form wins when the test set is small against the training set or the number
+    of components (concept folds; leave-one-run-out over many runs: 10x fewer operations
+    with 10 runs). The centring of the training responses is folded into the operators
+    (``R`` centred over training rows), and so is the centring of the predictions over
+    the test rows when only correlations are wanted (``centred=True``), so that
+    :meth:`predict` makes no extra pass over the responses.
 
     Parameters
     ----------
@@ -178,42 +194,104 @@ class FixedAlphaRidge:
         Standardised training features.
     X_test : array of shape (n_test, n_features)
         Standardised features to predict.
+    alpha : array of shape (n_targets,)
+        Penalty of every target.
     form : {"auto", "primal", "kernel"}
         As in :func:`fit_predict_ridge_cv`.
+    method : {"auto", "hat", "eigen"}
+        How :meth:`predict` applies the fit; ``"auto"`` takes the one with fewer
+        operations (the same predictions up to float32 round-off).
+    centred : bool
+        Return predictions minus their mean over the test rows (all a correlation per fold
+        needs) instead of predictions in the units of the responses.
     """
 
-    def __init__(self, X_train: np.ndarray, X_test: np.ndarray, form: str = "auto"):
+    def __init__(
+        self,
+        X_train: np.ndarray,
+        X_test: np.ndarray,
+        alpha: np.ndarray,
+        *,
+        form: str = "auto",
+        method: str = "auto",
+        centred: bool = False,
+    ):
+        from himalaya.backend import get_backend
+
         X_train = np.asarray(X_train, dtype=np.float64)
         form = resolve_form(form, X_train.shape[1], X_train.shape[0])
-        self._system = _Gram(form, X_train, np.asarray(X_test, dtype=np.float64)).system(
-            None, None, None
+        eigenvalues, R, A = _Gram(form, X_train, np.asarray(X_test, dtype=np.float64)).decompose(
+            None, None
         )
+        self.backend = backend = get_backend()
+        self.centred = bool(centred)
+        alpha = np.asarray(alpha, dtype=np.float64)
+        (n_train, n_components), n_test = R.shape, A.shape[0]
+        if method == "auto":
+            cheaper = n_test * n_train <= n_components * (n_train + n_test)
+            method = "hat" if cheaper else "eigen"
+        elif method not in ("hat", "eigen"):
+            raise ValueError(f"'method' must be one of 'auto', 'eigen', 'hat'; got {method!r}")
+        self.method = method
+        R = R - R.mean(axis=0)  # H y = H (y - mean(y)): centres the training responses
+        if self.centred:
+            A = A - A.mean(axis=0)  # predictions centred over the test rows
+        if method == "hat":
+            values, group = np.unique(alpha, return_inverse=True)
+            self._members = [np.flatnonzero(group == g) for g in range(values.size)]
+            # transposed hat matrices (n_train, n_test), built in float64
+            self._hats = [
+                backend.asarray(R @ (A / (eigenvalues + value)).T, dtype="float32")
+                for value in values
+            ]
+        else:
+            self._R = backend.asarray(R, dtype="float32")
+            self._A_T = backend.asarray(A.T, dtype="float32")
+            d = 1.0 / (eigenvalues[None, :] + alpha[:, None])  # (n_targets, n_components)
+            self._shrinkage = backend.asarray(d[:, None, :], dtype="float32")
 
-    def shrinkage(self, alpha: np.ndarray) -> Any:
-        """``1 / (eigenvalue + alpha)``, backend float32 array of shape (n_components, n_targets)."""
-        d = 1.0 / (self._system.eigenvalues[:, None] + np.asarray(alpha, dtype=np.float64)[None, :])
-        return self._system.backend.asarray(d, dtype="float32")
-
-    def predict(self, Y_train: Any, shrinkage: Any) -> Any:
-        """Fit centred ``Y_train`` with the given shrinkage and predict ``X_test`` (no mean added).
+    def predict(self, Y_train: np.ndarray) -> np.ndarray:
+        """Fit every response set with its targets' alphas and predict ``X_test``.
 
         Parameters
         ----------
-        Y_train : backend array of shape (n_train, n_sets, n_targets), float32
-            Training responses, centred per column; ``n_sets`` response sets (e.g.
-            permutations) share the alphas of the ``n_targets`` voxels.
-        shrinkage : backend array of shape (n_components, n_targets)
-            From :meth:`shrinkage`.
+        Y_train : array of shape (n_targets, n_sets, n_train)
+            Training responses, target-major; ``n_sets`` response sets (e.g. permutations)
+            share the alphas of the ``n_targets`` targets.
 
         Returns
         -------
-        predictions : backend array of shape (n_test, n_sets, n_targets), float32
+        predictions : array of shape (n_targets, n_sets, n_test), float32
+            In the units of ``Y_train`` (each set's training mean added back), or centred
+            over the test rows if the model was made with ``centred=True``.
         """
-        system = self._system
-        n_train, n_sets, n_targets = Y_train.shape
-        z = system.R.T @ Y_train.reshape(n_train, n_sets * n_targets)
-        z = z.reshape(-1, n_sets, n_targets) * shrinkage[:, None, :]
-        return (system.A @ z.reshape(-1, n_sets * n_targets)).reshape(-1, n_sets, n_targets)
+        backend = self.backend
+        Y_train = np.asarray(Y_train, dtype=np.float32)
+        n_targets, n_sets, n_train = Y_train.shape
+        if self.method == "hat":
+            n_test = self._hats[0].shape[1]
+            if len(self._hats) == 1:
+                out = _product(backend, Y_train.reshape(-1, n_train), self._hats[0])
+            else:
+                out = np.empty((n_targets * n_sets, n_test), dtype=np.float32)
+                rows = np.arange(n_targets * n_sets).reshape(n_targets, n_sets)
+                for members, hat in zip(self._members, self._hats):
+                    part = Y_train[members].reshape(-1, n_train)
+                    out[rows[members].ravel()] = _product(backend, part, hat)
+            out = out.reshape(n_targets, n_sets, n_test)
+        else:
+            z = backend.asarray(Y_train) @ self._R
+            z = z * self._shrinkage
+            z = z.reshape(n_targets * n_sets, -1)
+            out = backend.to_numpy(z @ self._A_T).reshape(n_targets, n_sets, -1)
+        if not self.centred:
+            out += Y_train.mean(axis=-1, keepdims=True)
+        return out
+
+
+def _product(backend, rows: np.ndarray, matrix: Any) -> np.ndarray:
+    """``rows @ matrix`` as one 2D product on the backend, back as a numpy array."""
+    return backend.to_numpy(backend.asarray(rows) @ matrix)
 
 
 def _check_fit_inputs(X_train, Y, X_test, alphas, rows):
@@ -266,16 +344,22 @@ class _Gram:
 
     def system(self, train: np.ndarray | None, test: np.ndarray | None, alpha_min: float | None):
         """Eigen-system of an inner fold, or of the whole training set (``train=None``)."""
+        return _EigenSystem(*self.decompose(train, test), alpha_min)
+
+    def decompose(
+        self, train: np.ndarray | None, test: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Eigenvalues and the float64 ``R`` and ``A`` of a fold (``train=None``: the whole set)."""
         if self.form == "primal":
             X_tr = self.X_train if train is None else self.X_train[train]
             X_te = self.X_test if train is None else self.X_train[test]
             eigenvalues, Q = _eigh(X_tr.T @ X_tr)
-            return _EigenSystem(eigenvalues, X_tr @ Q, X_te @ Q, alpha_min)
+            return eigenvalues, X_tr @ Q, X_te @ Q
         else:
             K_tr = self.K_train if train is None else self.K_train[np.ix_(train, train)]
             K_te = self.K_test if train is None else self.K_train[np.ix_(test, train)]
             eigenvalues, Q = _eigh(K_tr)
-            return _EigenSystem(eigenvalues, Q, K_te @ Q, alpha_min)
+            return eigenvalues, Q, K_te @ Q
 
 
 def _eigh(gram: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -18,8 +18,8 @@ cross-validation each fold's training set holds the other folds' test data, so t
 per-fold scores of a null voxel are positively correlated. Permuting only the held-out
 data against fixed predictions makes the folds independent in the null, too narrow a
 null for their mean (measured: 13-15% of null voxels at p < 0.05 for 4 runs of AR(1)
-noise; 5-7% with refitting). Refitting costs two products with the responses per fold
-and permutation (:class:`~brainalign.encoding.solver.FixedAlphaRidge`).
+noise; 5-7% with refitting). Refitting costs one product with the responses per fold and
+permutation (:class:`~brainalign.encoding.solver.FixedAlphaRidge`).
 
 Two one-sided p-values (better than chance) are returned: the empirical
 ``p_perm = (1 + #{null >= observed}) / (1 + n_permutations)``, and ``p`` from a normal
@@ -209,6 +209,7 @@ def permutation_pvalues(
     block_size: int = 10,
     random_state: int | None = 0,
     n_targets_batch: int | None = 4096,
+    method: str = "auto",
 ) -> PermutationResult:
     """One-sided permutation test of cross-validated ridge scores, refitting every fold.
 
@@ -238,6 +239,9 @@ def permutation_pvalues(
         Seed of the permutations.
     n_targets_batch : int or None
         Voxels processed at a time (bounds memory); None takes all.
+    method : {"auto", "hat", "eigen"}
+        How each fold is refitted (:class:`~brainalign.encoding.solver.FixedAlphaRidge`);
+        the same result up to float32 round-off.
 
     Returns
     -------
@@ -250,15 +254,19 @@ def permutation_pvalues(
     groups = check_groups(groups, Y.shape[0])
     rng = np.random.default_rng(random_state)
     orders = np.stack([permute(groups, block_size, rng) for _ in range(n_permutations)])
-    models = [
-        FixedAlphaRidge(*standardize(X_fit, train, test), form=form) for train, test in splits
-    ]
+    standardized = [standardize(X_fit, train, test) for train, test in splits]
     size = Y.shape[1] if n_targets_batch is None else int(n_targets_batch)
     stats = {key: np.zeros(Y.shape[1]) for key in ("observed", "exceed", "sum", "sum_sq")}
     for start in range(0, Y.shape[1], size):
         cols = slice(start, start + size)
-        y, a = np.asarray(Y[:, cols], dtype=np.float32), alpha[:, cols]
-        scorer = _Scorer(y, models, splits, a, scoring)
+        y = np.ascontiguousarray(np.asarray(Y[:, cols], dtype=np.float32).T)
+        models = [
+            FixedAlphaRidge(
+                X_train, X_test, a, form=form, method=method, centred=scoring == "fold_mean"
+            )
+            for (X_train, X_test), a in zip(standardized, alpha[:, cols])
+        ]
+        scorer = _Scorer(y, models, splits, scoring)
         observed = scorer(np.arange(Y.shape[0])[None])[0]
         stats["observed"][cols] = observed
         for group in np.array_split(orders, -(-len(orders) // _sets_per_product(y.shape))):
@@ -297,43 +305,49 @@ def _summarize(stats: dict[str, np.ndarray], n: int) -> PermutationResult:
 
 
 class _Scorer:
-    """The reported score of permuted responses, refitting every fold with fixed alphas."""
+    """The reported score of permuted responses, refitting every fold with fixed alphas.
 
-    def __init__(self, y, models, splits, alpha, scoring: str):
-        from himalaya.backend import get_backend
+    ``y`` is voxel-major, (n_voxels, n_samples), so that gathering the permuted samples
+    gives contiguous (n_voxels, n_sets, n) blocks for the products and the correlations.
+    """
 
-        self.backend = get_backend()
+    def __init__(self, y: np.ndarray, models, splits, scoring: str):
         self.y, self.models, self.splits, self.scoring = y, models, splits, scoring
-        self.shrinkage = [model.shrinkage(a) for model, a in zip(models, alpha)]
 
     def __call__(self, orders: np.ndarray) -> np.ndarray:
         """Statistic of each permutation in ``orders`` (n_sets, n_samples): (n_sets, n_voxels)."""
         per_fold, parts = [], []
-        for model, d, (train, test) in zip(self.models, self.shrinkage, self.splits):
-            y_train = self.y[orders[:, train]].transpose(1, 0, 2)  # (n_train, n_sets, n_voxels)
-            mean = y_train.mean(axis=0)
-            centred = self.backend.asarray(y_train - mean, dtype="float32")
-            pred = self.backend.to_numpy(model.predict(centred, d))
-            if self.scoring == "fold_mean":
-                per_fold.append(_pearson(self.y[orders[:, test]].transpose(1, 0, 2), pred))
+        for model, (train, test) in zip(self.models, self.splits):
+            pred = model.predict(np.take(self.y, orders[:, train], axis=1))
+            if self.scoring == "fold_mean":  # pred: (n_voxels, n_sets, n_test), test-centred
+                per_fold.append(_pearson_centred(np.take(self.y, orders[:, test], axis=1), pred))
             else:
-                parts.append((test, pred + mean))
+                parts.append((test, pred))
         if self.scoring == "fold_mean":
-            return np.mean(per_fold, axis=0)
+            return np.mean(per_fold, axis=0).T
         rows = np.argsort(np.concatenate([test for test, _ in parts]))
-        predictions = np.concatenate([pred for _, pred in parts])[rows]
-        return _pearson(self.y[orders].transpose(1, 0, 2), predictions)
+        predictions = np.concatenate([pred for _, pred in parts], axis=-1)[..., rows]
+        return _pearson(np.take(self.y, orders, axis=1), predictions).T
 
 
 def _pearson(y: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """Pearson r along axis 0 of (n, n_sets, n_voxels) arrays; 0 where either is constant."""
-    y = y - y.mean(axis=0)
-    p = p - p.mean(axis=0)
-    sy, sp = np.einsum("ijk,ijk->jk", y, y), np.einsum("ijk,ijk->jk", p, p)
-    both = (sy > 0) & (sp > 0)
-    return np.where(
-        both, np.einsum("ijk,ijk->jk", y, p) / np.sqrt(np.where(both, sy * sp, 1.0)), 0.0
-    )
+    """Pearson r along the last axis of (n_voxels, n_sets, n) arrays; 0 where either is constant."""
+    return _pearson_centred(y, p - p.mean(axis=-1, keepdims=True))
+
+
+def _pearson_centred(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """:func:`_pearson` where ``p`` is already centred along the last axis.
+
+    No centred copy of ``y`` is made: ``sum(y_c p) = sum(y p)`` as ``p`` sums to 0, and
+    ``sum(y_c^2) = sum(y^2) - n mean(y)^2`` (the sums in float32, the mean and the
+    combination in float64; ``y`` counts as constant where this is below 1e-6 of ``sum(y^2)``).
+    """
+    yy = np.einsum("ijk,ijk->ij", y, y).astype(np.float64)
+    sy = yy - np.square(y.sum(axis=-1, dtype=np.float64)) / y.shape[-1]
+    sp = np.einsum("ijk,ijk->ij", p, p).astype(np.float64)
+    both = (sy > 1e-6 * yy) & (sp > 0)
+    cross = np.einsum("ijk,ijk->ij", y, p).astype(np.float64)
+    return np.where(both, cross / np.sqrt(np.where(both, sy * sp, 1.0)), 0.0)
 
 
 def fdr_bh(p: np.ndarray) -> np.ndarray:
