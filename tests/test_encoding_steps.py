@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,11 +17,11 @@ from brainalign.encoding.steps import (
     check_joint_models,
     run_fit_encoding,
     run_fit_joint_encoding,
-    run_select_best_layer,
     summarize_best_layer_tables,
     summarize_joint_tables,
 )
 from brainalign.group import group_paired_ttest
+from brainalign.pipeline import map_sidecar
 
 PARAMS = {
     "alphas": [0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0],
@@ -171,23 +172,33 @@ def _naturalistic(tmp_path, subject="01", seed=1):
 def _outputs(tmp_path, stem):
     return {
         key: tmp_path / f"{stem}_{key}.{ext}"
-        for key, ext in (("map", "nii.gz"), ("voxels", "parquet"), ("rois", "parquet"))
+        for key, ext in (
+            ("map", "nii.gz"),
+            ("voxels", "parquet"),
+            ("rois", "parquet"),
+            ("best_layer", "parquet"),
+        )
     }
+
+
+def _fit(brain, features, layers, out, params=PARAMS):
+    return run_fit_encoding(
+        brain,
+        features,
+        layers=layers,
+        params=params,
+        seed=0,
+        out_map=out["map"],
+        out_voxels=out["voxels"],
+        out_rois=out["rois"],
+        out_best_layer=out["best_layer"],
+    )
 
 
 def test_run_fit_encoding_concepts_writes_significance_and_ceiling(tmp_path):
     brain = _concepts(tmp_path)
     out = _outputs(tmp_path, "fit")
-    rois = run_fit_encoding(
-        brain,
-        tmp_path / "lang.safetensors",
-        layer=3,
-        params=PARAMS,
-        seed=0,
-        out_map=out["map"],
-        out_voxels=out["voxels"],
-        out_rois=out["rois"],
-    )
+    rois = _fit(brain, tmp_path / "lang.safetensors", [3], out)
     voxels = pd.read_parquet(out["voxels"])
     assert {
         "r",
@@ -222,31 +233,39 @@ def test_run_fit_encoding_concepts_writes_significance_and_ceiling(tmp_path):
 def test_run_fit_encoding_naturalistic_has_no_ceiling(tmp_path):
     brain = _naturalistic(tmp_path)
     out = _outputs(tmp_path, "nat")
-    rois = run_fit_encoding(
-        brain,
-        tmp_path / "vis_nat.safetensors",
-        layer=0,
-        params=PARAMS,
-        seed=0,
-        out_map=out["map"],
-        out_voxels=out["voxels"],
-        out_rois=out["rois"],
-    )
+    rois = _fit(brain, tmp_path / "vis_nat.safetensors", [0], out)
     voxels = pd.read_parquet(out["voxels"])
     assert voxels["ceiling"].isna().all() and voxels["r_norm"].isna().all()
     assert rois.set_index("roi").loc["visual", "n_significant"] >= 10
-    no_test = run_fit_encoding(
-        brain,
-        tmp_path / "vis_nat.safetensors",
-        layer=0,
-        params=PARAMS | {"n_permutations": 0},
-        seed=0,
-        out_map=out["map"],
-        out_voxels=out["voxels"],
-        out_rois=out["rois"],
+    no_test = _fit(
+        brain, tmp_path / "vis_nat.safetensors", [0], out, PARAMS | {"n_permutations": 0}
     )
     assert (no_test["n_significant"] == 0).all()
     assert pd.read_parquet(out["voxels"])["p"].isna().all()
+
+
+def test_run_fit_encoding_fits_every_layer_as_alone(tmp_path):
+    """Two layers in one call: a map volume and rows per layer, each as a one-layer fit."""
+    brain = _concepts(tmp_path)
+    both, alone = _outputs(tmp_path, "both"), _outputs(tmp_path, "alone")
+    rois = _fit(brain, tmp_path / "lang.safetensors", [3, 1], both)
+    _fit(brain, tmp_path / "lang.safetensors", [3], alone)
+    assert rois["layer"].tolist() == [3, 3, 3, 1, 1, 1]
+    voxels = pd.read_parquet(both["voxels"])
+    pd.testing.assert_frame_equal(
+        voxels[voxels.layer == 3].reset_index(drop=True), pd.read_parquet(alone["voxels"])
+    )
+    img = nib.load(both["map"])
+    assert img.shape[3:] == (2,)
+    assert io.read_json(map_sidecar(both["map"]))["layers"] == [3, 1]
+    volume = img.get_fdata()[..., 1]
+    assert np.count_nonzero(volume) == np.count_nonzero(voxels[voxels.layer == 1]["r"])
+    np.testing.assert_allclose(
+        np.sort(volume[volume != 0]), np.sort(voxels[voxels.layer == 1]["r"][lambda r: r != 0]),
+        atol=1e-6,
+    )
+    with pytest.raises(ValueError, match=r"^'layers' must be distinct layer indices; got \[3, 3\]$"):
+        _fit(brain, tmp_path / "lang.safetensors", [3, 3], both)
 
 
 JOINT = {
@@ -306,21 +325,15 @@ def test_run_fit_joint_encoding_partitions_the_rois(tmp_path):
         )
 
 
-def test_run_select_best_layer_and_group_tables(tmp_path):
+def test_run_fit_encoding_best_layer_and_group_tables(tmp_path):
     paths = []
     for subject, seed in (("01", 0), ("02", 3), ("03", 4)):
         brain = _concepts(tmp_path, subject, seed)
         for model, layers in (("lang", [1, 3]), ("vis", [0])):
-            out = tmp_path / f"best_{subject}_{model}.parquet"
-            table = run_select_best_layer(
-                brain,
-                tmp_path / f"{model}.safetensors",
-                layers=layers,
-                params=PARAMS,
-                seed=0,
-                out=out,
-            )
-            paths.append(out)
+            out = _outputs(tmp_path, f"best_{subject}_{model}")
+            _fit(brain, tmp_path / f"{model}.safetensors", layers, out, PARAMS | {"n_permutations": 0})
+            paths.append(out["best_layer"])
+            table = pd.read_parquet(out["best_layer"])
             assert set(table["fold"]) == {0, 1, 2, 3} and set(table["subject"]) == {subject}
             if model == "lang":
                 assert (table[table.roi == "language"]["layer"] == 3).all()

@@ -107,8 +107,8 @@ def plot_encoding_maps(
 
     Parameters
     ----------
-    maps : mapping of str to sequence of path-like
-        Panel label -> per-subject r maps (NIfTI, same grid) to average.
+    maps : mapping of str to sequence of path-like or image
+        Panel label -> per-subject 3D r maps (NIfTI files or images, same grid) to average.
     paths : sequence of path-like
         Output files, one per format.
     """
@@ -119,7 +119,9 @@ def plot_encoding_maps(
     vmax = 0.0
     means = {}
     for label, files in maps.items():
-        means[label] = image.mean_img([str(f) for f in files], copy_header=True)
+        means[label] = image.mean_img(
+            [f if hasattr(f, "get_fdata") else str(f) for f in files], copy_header=True
+        )
         vmax = max(vmax, float(np.abs(means[label].get_fdata()).max()))
     for ax, (label, img) in zip(axes[:, 0], means.items()):
         plotting.plot_stat_map(img, display_mode="z", cut_coords=(-10, 0, 10, 20, 40), axes=ax,

@@ -24,6 +24,7 @@ __all__ = [
     "roi_summary",
     "parse_entities",
     "group_maps_by_unit",
+    "map_sidecar",
 ]
 
 logger = logging.getLogger(__name__)
@@ -89,10 +90,14 @@ def match_features(
 
 
 def unmask(values: np.ndarray, ijk: np.ndarray, meta: Mapping[str, Any]) -> Any:
-    """Put per-voxel ``values`` back into a 3D NIfTI image (0 outside the mask)."""
+    """Put per-voxel ``values`` back into a NIfTI image (0 outside the mask).
+
+    ``values`` of shape (n_voxels,) gives a 3D image; (n_voxels, n_volumes) a 4D one.
+    """
     import nibabel as nib
 
-    volume = np.zeros(tuple(meta["shape"]), dtype=np.float32)
+    values = np.asarray(values, dtype=np.float32)
+    volume = np.zeros(tuple(meta["shape"]) + values.shape[1:], dtype=np.float32)
     volume[tuple(ijk.T)] = values
     img = nib.Nifti1Image(volume, np.asarray(meta["affine"], dtype=float))
     img.header.set_xyzt_units("mm")
@@ -122,20 +127,37 @@ def parse_entities(path: PathLike) -> dict[str, str]:
     return dict(part.split("-", 1) for part in stem.split("_") if "-" in part)
 
 
-def group_maps_by_unit(paths: list[PathLike], deepest_only: bool = True) -> dict[str, list[PathLike]]:
-    """Group per-subject map files by model / condition (/ layer), from their file names.
+def group_maps_by_unit(paths: list[PathLike], deepest_only: bool = True) -> dict[str, list[Any]]:
+    """Group per-subject encoding maps by model / condition / layer, as 3D images.
 
-    With ``deepest_only`` only each model's deepest analysed layer is kept (a display
-    choice, fixed in advance - not a selection by score).
+    Each path is a 4D map of :func:`brainalign.encoding.steps.run_fit_encoding` (one
+    volume per layer) next to its JSON sidecar, which lists the layers in volume order;
+    model and condition come from the file name. With ``deepest_only`` only each model's
+    deepest analysed layer is kept (a display choice, fixed in advance - not a selection
+    by score).
+
+    Returns
+    -------
+    dict
+        ``"model / condition / layer L"`` -> the subjects' 3D images of that layer.
     """
-    entities = [parse_entities(p) for p in paths]
-    deepest: dict[str, int] = {}
-    for ent in entities:
-        deepest[ent["model"]] = max(deepest.get(ent["model"], -1), int(ent["layer"]))
-    groups: dict[str, list[PathLike]] = {}
-    for path, ent in zip(paths, entities):
-        if deepest_only and int(ent["layer"]) != deepest[ent["model"]]:
-            continue
-        label = f"{ent['model']} / {ent['cond']} / layer {int(ent['layer'])}"
-        groups.setdefault(label, []).append(path)
+    from nilearn import image
+
+    groups: dict[str, list[Any]] = {}
+    for path in paths:
+        entities = parse_entities(path)
+        layers = io.read_json(map_sidecar(path))["layers"]
+        keep = [max(layers)] if deepest_only else layers
+        for layer in keep:
+            label = f"{entities['model']} / {entities['cond']} / layer {int(layer)}"
+            groups.setdefault(label, []).append(image.index_img(str(path), layers.index(layer)))
     return dict(sorted(groups.items()))
+
+
+def map_sidecar(path: PathLike) -> str:
+    """The JSON sidecar of a NIfTI map: ``x_statmap.nii.gz`` -> ``x_statmap.json``."""
+    path = str(path)
+    for suffix in (".nii.gz", ".nii"):
+        if path.endswith(suffix):
+            return path[: -len(suffix)] + ".json"
+    raise ValueError(f"'{path}' is not a NIfTI file name (.nii or .nii.gz)")

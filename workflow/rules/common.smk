@@ -3,7 +3,6 @@ import re
 
 from brainalign.config import (
     CONDITION_MODALITIES,
-    analysis_units,
     model_conditions,
     validate_config,
 )
@@ -134,14 +133,12 @@ def get_concept_inputs(wildcards):
 
 
 # ---- analysis targets ----
-def unit_paths(template, **fixed):
-    """Expand ``template`` over every subject and (model, condition, layer) unit."""
+def model_condition_paths(template, **fixed):
+    """Expand ``template`` over every subject and (model, condition) pair."""
     return [
-        template.format(
-            subject=subject, model=model, condition=cond, layer=layer, **fixed
-        )
+        template.format(subject=subject, model=model, condition=cond, **fixed)
         for subject in SUBJECTS
-        for model, cond, layer in analysis_units(config)
+        for model, cond in model_conditions(config)
     ]
 
 
@@ -149,12 +146,16 @@ def get_encoding_tables(wildcards=None):
     return [
         p
         for task in TASKS
-        for p in unit_paths(rules.fit_encoding.output.rois, task=task)
+        for p in model_condition_paths(rules.fit_encoding.output.rois, task=task)
     ]
 
 
 def get_encoding_maps(wildcards):
-    return unit_paths(rules.fit_encoding.output.map, task=wildcards.task)
+    return model_condition_paths(rules.fit_encoding.output.map, task=wildcards.task)
+
+
+def get_encoding_sidecars(wildcards):
+    return model_condition_paths(rules.fit_encoding.output.sidecar, task=wildcards.task)
 
 
 def get_model_rdms(wildcards=None):

@@ -20,6 +20,8 @@ if JOINT_MODELS:
 
 # Paths of the rules' outputs, expanded here for the group rules and the bundle.
 FEATURES = "results/features/model-{model}/cond-{condition}/model-{model}_cond-{condition}_task-{task}_features.safetensors"
+ENCODING_MAP = "results/encoding/sub-{subject}/task-{task}/sub-{subject}_task-{task}_model-{model}_cond-{condition}_stat-r_statmap.nii.gz"
+ENCODING_ROIS = "results/encoding/sub-{subject}/task-{task}/sub-{subject}_task-{task}_model-{model}_cond-{condition}_rois.parquet"
 JOINT_ROIS = "results/encoding/sub-{subject}/task-{task}/sub-{subject}_task-{task}_joint-{joint}_rois.parquet"
 BEST_LAYER_FOLDS = "results/encoding/sub-{subject}/task-{task}/sub-{subject}_task-{task}_model-{model}_cond-{condition}_desc-bestlayer_folds.parquet"
 # The feature file of every space of each joint model, per task: {joint: {task: [paths]}}.
@@ -43,18 +45,22 @@ BEST_LAYER_TABLES = [
 ]
 
 
+# One job per subject x task x model x condition fits every layer (a job per layer spent
+# most of its time starting Python); rows and map volumes are per layer.
 rule fit_encoding:
     input:
         brain="results/preprocess/sub-{subject}/sub-{subject}_task-{task}_desc-preproc_bold.safetensors",
-        features="results/features/model-{model}/cond-{condition}/model-{model}_cond-{condition}_task-{task}_features.safetensors",
+        features=FEATURES,
     output:
-        map="results/encoding/sub-{subject}/task-{task}/sub-{subject}_task-{task}_model-{model}_cond-{condition}_layer-{layer}_stat-r_statmap.nii.gz",
-        voxels="results/encoding/sub-{subject}/task-{task}/sub-{subject}_task-{task}_model-{model}_cond-{condition}_layer-{layer}_voxels.parquet",
-        rois="results/encoding/sub-{subject}/task-{task}/sub-{subject}_task-{task}_model-{model}_cond-{condition}_layer-{layer}_rois.parquet",
+        map=ENCODING_MAP,
+        sidecar=ENCODING_MAP.replace(".nii.gz", ".json"),
+        voxels="results/encoding/sub-{subject}/task-{task}/sub-{subject}_task-{task}_model-{model}_cond-{condition}_voxels.parquet",
+        rois=ENCODING_ROIS,
+        best_layer=BEST_LAYER_FOLDS,
     log:
-        "results/logs/fit_encoding/sub-{subject}_task-{task}_model-{model}_cond-{condition}_layer-{layer}.log",
+        "results/logs/fit_encoding/sub-{subject}_task-{task}_model-{model}_cond-{condition}.log",
     benchmark:
-        "results/benchmarks/fit_encoding/sub-{subject}_task-{task}_model-{model}_cond-{condition}_layer-{layer}.tsv"
+        "results/benchmarks/fit_encoding/sub-{subject}_task-{task}_model-{model}_cond-{condition}.tsv"
     conda:
         "../../envs/encoding.yaml"
     container:
@@ -62,8 +68,9 @@ rule fit_encoding:
     threads: 1
     resources:
         mem_mb=4000,
-        runtime=60,
+        runtime=120,
     params:
+        layers=lookup(dpath="models/{model}/layers", within=config),
         encoding=config["encoding"],
         seed=SEED,
     script:
@@ -98,32 +105,6 @@ rule fit_joint_encoding:
         seed=SEED,
     script:
         "../scripts/fit_joint_encoding.py"
-
-
-rule select_best_layer:
-    input:
-        brain="results/preprocess/sub-{subject}/sub-{subject}_task-{task}_desc-preproc_bold.safetensors",
-        features="results/features/model-{model}/cond-{condition}/model-{model}_cond-{condition}_task-{task}_features.safetensors",
-    output:
-        folds=BEST_LAYER_FOLDS,
-    log:
-        "results/logs/select_best_layer/sub-{subject}_task-{task}_model-{model}_cond-{condition}.log",
-    benchmark:
-        "results/benchmarks/select_best_layer/sub-{subject}_task-{task}_model-{model}_cond-{condition}.tsv"
-    conda:
-        "../../envs/encoding.yaml"
-    container:
-        f"{workflow.basedir}/containers/encoding.sif"
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=60,
-    params:
-        layers=lookup(dpath="models/{model}/layers", within=config),
-        encoding=config["encoding"],
-        seed=SEED,
-    script:
-        "../scripts/select_best_layer.py"
 
 
 rule summarize_best_layer:

@@ -54,6 +54,7 @@ rule plot_layer_profiles:
 rule plot_encoding_maps:
     input:
         maps=get_encoding_maps,
+        sidecars=get_encoding_sidecars,
     output:
         figures=report(
             expand("results/figures/encoding_map_task-{{task}}.{ext}", ext=FORMATS),

@@ -1,4 +1,5 @@
-"""Rule fit_encoding: nested-CV ridge encoding of one subject x task x model x condition x layer."""
+"""Rule fit_encoding: nested-CV ridge encoding of every layer of one subject x task x model x
+condition, with permutation tests and the nested best-layer choice."""
 
 import os
 
@@ -12,10 +13,11 @@ with log_to_file(snakemake.log[0]):
     run_fit_encoding(
         snakemake.input.brain,
         snakemake.input.features,
-        layer=int(snakemake.wildcards.layer),
+        layers=list(snakemake.params.layers),
         params=snakemake.params.encoding,
         seed=snakemake.params.seed,
         out_map=snakemake.output.map,
         out_voxels=snakemake.output.voxels,
         out_rois=snakemake.output.rois,
+        out_best_layer=snakemake.output.best_layer,
     )

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .. import io
-from ..pipeline import match_features, roi_summary, unmask
+from ..pipeline import map_sidecar, match_features, roi_summary, unmask
 from .banded import variance_partition
 from .ceiling import noise_ceiling, normalise_scores
 from .ridge import EncodingResult, fit_encoding
@@ -30,7 +30,6 @@ __all__ = [
     "load_brain",
     "run_fit_encoding",
     "run_fit_joint_encoding",
-    "run_select_best_layer",
     "summarize_joint_tables",
     "summarize_best_layer_tables",
 ]
@@ -82,65 +81,96 @@ def run_fit_encoding(
     brain_path: PathLike,
     features_path: PathLike,
     *,
-    layer: int,
+    layers: Sequence[int],
     params: Mapping[str, Any],
     seed: int,
     out_map: PathLike,
     out_voxels: PathLike,
     out_rois: PathLike,
+    out_best_layer: PathLike,
 ) -> pd.DataFrame:
-    """Fit one subject x task x model x condition x layer model; test and write its scores.
+    """Fit every layer of one subject x task x model x condition; test, select, write.
+
+    One call (one job) per model and condition rather than per layer: the brain data and
+    the feature file are read once, and the fixed cost of a job (starting Python and
+    importing the numerical stack, about 2 s) is paid once instead of once per layer.
+    Each layer is fitted exactly as it would be alone (same folds and seed).
 
     Parameters
     ----------
     brain_path, features_path : path-like
         Preprocessed brain data and features (labelled safetensors files).
-    layer : int
-        Hidden-state index to use.
+    layers : sequence of int
+        Hidden-state indices to fit (the model's ``layers`` in the config).
     params : mapping
         The config's ``encoding`` section.
     seed : int
         Random state of the concept folds and the permutations.
-    out_map, out_voxels, out_rois : path-like
-        NIfTI map of held-out r; per-voxel table (r, R^2, alpha and alpha_fold<k>,
-        alpha_edge, inner-CV R^2, p, p_perm, q, significant, ceiling, r_norm, r2_norm);
-        per-ROI summary.
+    out_map : path-like
+        4D NIfTI map of held-out r, one volume per layer in the order of ``layers``; its
+        JSON sidecar (:func:`~brainalign.pipeline.map_sidecar`) lists the layers and labels.
+    out_voxels : path-like
+        Per-voxel table, one row per layer and voxel: r, R^2, alpha and alpha_fold<k>,
+        alpha_edge, inner-CV R^2, p, p_perm, q, significant, ceiling, r_norm, r2_norm.
+    out_rois : path-like
+        Per-ROI summary, one row per layer and ROI.
+    out_best_layer : path-like
+        Nested best-layer choice per ROI and outer fold
+        (:func:`~brainalign.encoding.selection.select_layer_nested`) and its held-out scores.
 
     Returns
     -------
     rois : DataFrame
         The per-ROI summary that was written.
     """
+    layers = [int(layer) for layer in layers]
+    if not layers or len(set(layers)) != len(layers):
+        raise ValueError(f"'layers' must be distinct layer indices; got {layers}")
     Y, groups, meta, arrays = load_brain(brain_path)
     features, fmeta = io.load_arrays(features_path)
-    X = match_features(features, fmeta, meta, layer, features_path)
+    candidates = {
+        layer: match_features(features, fmeta, meta, layer, features_path) for layer in layers
+    }
     kind = meta["kind"]
-    result = fit_encoding(X, Y, **_fit_kwargs(params, kind, groups, seed))
-    significance = _significance(result, X, Y, kind, groups, params, seed)
-    voxels = _voxel_table(result, arrays, meta, significance, params)
+    kwargs = _fit_kwargs(params, kind, groups, seed)
     labels = {
         "subject": meta["subject"],
         "task": meta["task"],
         "model": fmeta["model"],
         "condition": fmeta["condition"],
-        "layer": int(layer),
     }
-    rois = _roi_table(voxels, meta["rois"]).assign(**labels)
-    io.save_nifti(unmask(result.r.astype(np.float32), arrays["ijk"], meta), out_map)
-    io.write_table(voxels.assign(**labels), out_voxels)
-    io.write_table(rois, out_rois)
-    for row in rois.itertuples():
-        logger.info(
-            "ROI %s: mean held-out r = %.3f, %d of %d voxels significant (q <= %g)",
-            *(row.roi, row.mean_r, row.n_significant, row.n_voxels, params["fdr_q"]),
-        )
-    return rois
+    ceiling = _ceiling(arrays, meta)
+    voxel_tables, roi_tables, maps = [], [], []
+    for layer, X in candidates.items():
+        logger.info("layer %d: %d samples x %d features", layer, *X.shape)
+        result = fit_encoding(X, Y, **kwargs)
+        significance = _significance(result, X, Y, kind, groups, params, seed)
+        voxels = _voxel_table(result, arrays, significance, params, ceiling)
+        voxel_tables.append(voxels.assign(**labels, layer=layer))
+        roi_tables.append(_roi_table(voxels, meta["rois"]).assign(**labels, layer=layer))
+        maps.append(result.r.astype(np.float32))
+        for row in roi_tables[-1].itertuples():
+            logger.info(
+                "layer %d, ROI %s: mean held-out r = %.3f, %d of %d voxels significant (q <= %g)",
+                *(layer, row.roi, row.mean_r, row.n_significant, row.n_voxels, params["fdr_q"]),
+            )
+    rois = {name: arrays["roi"] == index for name, index in meta["rois"].items()}
+    best = select_layer_nested(candidates, Y, rois, **kwargs).assign(**labels)
+    roi_table = pd.concat(roi_tables, ignore_index=True)
+    io.save_nifti(unmask(np.stack(maps, axis=1), arrays["ijk"], meta), out_map)
+    io.write_json(
+        {**labels, "layers": layers, "measure": "held-out Pearson r, one volume per layer"},
+        map_sidecar(out_map),
+    )
+    io.write_table(pd.concat(voxel_tables, ignore_index=True), out_voxels)
+    io.write_table(roi_table, out_rois)
+    io.write_table(best, out_best_layer)
+    return roi_table
 
 
-def _voxel_table(result, arrays, meta, significance, params) -> pd.DataFrame:
+def _voxel_table(result, arrays, significance, params, ceiling) -> pd.DataFrame:
     """Per-voxel scores, chosen alphas (geometric mean and per outer fold), significance and
     noise-ceiling-normalised scores."""
-    ceiling = _ceiling(arrays, meta)
     r_norm, r2_norm = normalise_scores(result.r, result.r2, ceiling, params["min_ceiling"])
     return pd.DataFrame(
         {
@@ -388,59 +418,6 @@ def _joint_roi_table(
                 }
             )
     return pd.DataFrame(rows)
-
-
-# ----------------------------------------------------------------------------- best layer
-
-
-def run_select_best_layer(
-    brain_path: PathLike,
-    features_path: PathLike,
-    *,
-    layers: Sequence[int],
-    params: Mapping[str, Any],
-    seed: int,
-    out: PathLike,
-) -> pd.DataFrame:
-    """Choose a model's best layer per ROI inside each outer fold; write its held-out scores.
-
-    Parameters
-    ----------
-    brain_path, features_path : path-like
-        Preprocessed brain data and the model x condition feature file (all layers).
-    layers : sequence of int
-        Candidate layers.
-    params : mapping
-        The config's ``encoding`` section.
-    seed : int
-        Random state of the concept folds (the same folds for every layer).
-    out : path-like
-        Table with one row per ROI and outer fold (see
-        :func:`~brainalign.encoding.selection.select_layer_nested`) and labels.
-
-    Returns
-    -------
-    DataFrame
-        The table that was written.
-    """
-    Y, groups, meta, arrays = load_brain(brain_path)
-    features, fmeta = io.load_arrays(features_path)
-    candidates = {
-        int(layer): match_features(features, fmeta, meta, layer, features_path) for layer in layers
-    }
-    rois = {name: arrays["roi"] == index for name, index in meta["rois"].items()}
-    table = select_layer_nested(
-        candidates, Y, rois, **_fit_kwargs(params, meta["kind"], groups, seed)
-    )
-    labels = {
-        "subject": meta["subject"],
-        "task": meta["task"],
-        "model": fmeta["model"],
-        "condition": fmeta["condition"],
-    }
-    table = table.assign(**labels)
-    io.write_table(table, out)
-    return table
 
 
 # ----------------------------------------------------------------------------- group tables
