@@ -262,7 +262,7 @@ class GenerativeExtractor(JointExtractor):
     def _joint_states(self, inputs: dict[str, Any]) -> JointStates:
         hidden = self._forward(inputs["input_ids"], inputs["attention_mask"], inputs["pixels"])
         mask = inputs["attention_mask"].bool()
-        return JointStates(hidden, [0] * len(hidden), [mask] * len(hidden))
+        return JointStates.one_sequence(hidden, mask)
 
     def _image_inputs(self, images: list[Image.Image]) -> dict[str, torch.Tensor]:
         return self._pixels(images)
