@@ -75,3 +75,39 @@ def copy_of_run(demo_run, tmp_path) -> Path:
     dest = tmp_path / "run"
     shutil.copytree(demo_run, dest, symlinks=True)
     return dest
+
+
+# --- the feature tests (tests/test_features*.py) ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models run fastest on one thread; OpenMP spin-waits on a loaded machine.
+
+    Feature test modules use it for all their tests with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def stim(tmp_path_factory) -> Path:
+    """The tiny stimulus folder of tests/_features_helpers.py, written once per module."""
+    from tests._features_helpers import write_stimuli
+
+    return write_stimuli(tmp_path_factory.mktemp("stim"))
+
+
+@pytest.fixture(scope="module")
+def noise_dir(stim, tmp_path_factory) -> Path:
+    """The seeded noise images of ``stim`` (seed 3), written once per module."""
+    from brainalign.features import make_noise_images
+
+    out = tmp_path_factory.mktemp("noise")
+    make_noise_images(stim, out, seed=3)
+    return out

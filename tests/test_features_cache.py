@@ -9,7 +9,6 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from brainalign.features import (
     CACHE_ENV,
@@ -25,27 +24,9 @@ from brainalign.features import cache as cache_module
 from brainalign.features import extract as extract_module
 from brainalign.features.codehash import source_closure, source_hash
 from brainalign.io import load_arrays
-from tests.test_features import write_stimuli
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def stim(tmp_path_factory):
-    return write_stimuli(tmp_path_factory.mktemp("stim"))
-
-
-@pytest.fixture(scope="module")
-def noise_dir(stim, tmp_path_factory):
-    out = tmp_path_factory.mktemp("noise")
-    make_noise_images(stim, out, seed=3)
-    return out
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from PIL import Image
 
 from brainalign import config as config_module
@@ -25,34 +24,16 @@ from brainalign.features import (
     extract_naturalistic_features,
     lanczos_resample,
     load_extractor,
-    make_noise_images,
     resolve_streams,
     supported_conditions,
     uses_noise,
 )
 from brainalign.features import registry
 from brainalign.features.conditions import noise_table_input
-from tests.test_features import IMAGES, N_TRS, TR, write_stimuli
+from tests._features_helpers import IMAGES, N_TRS, TR
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def stim(tmp_path_factory):
-    return write_stimuli(tmp_path_factory.mktemp("stim"))
-
-
-@pytest.fixture(scope="module")
-def noise_dir(stim, tmp_path_factory):
-    out = tmp_path_factory.mktemp("noise")
-    make_noise_images(stim, out, seed=3)
-    return out
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def mean_pixel(image: Image.Image) -> np.ndarray:

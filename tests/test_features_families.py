@@ -24,10 +24,10 @@ from brainalign.features import (
     extract_concept_features,
     extract_task_features,
     load_extractor,
-    make_noise_images,
     supported_conditions,
 )
-from tests.test_features import IMAGES, N_TRS, find_span, word_token_positions, write_stimuli
+from tests._features_helpers import IMAGES, N_TRS, find_span
+from tests.test_features import word_token_positions
 
 FAMILIES = {
     "bert": ("text_encoder", None),
@@ -50,13 +50,7 @@ EXPECTED_CONDITIONS = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models run fastest on one thread; OpenMP spin-waits on a loaded machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def spec_of(name: str, **cfg) -> ModelSpec:
@@ -74,18 +68,6 @@ def models():
     return {
         name: load_extractor(spec_of(name, batch_size=3, attention_heads=True)) for name in FAMILIES
     }
-
-
-@pytest.fixture(scope="module")
-def stim(tmp_path_factory):
-    return write_stimuli(tmp_path_factory.mktemp("stim"))
-
-
-@pytest.fixture(scope="module")
-def noise_dir(stim, tmp_path_factory):
-    out = tmp_path_factory.mktemp("noise")
-    make_noise_images(stim, out, seed=3)
-    return out
 
 
 # --- every family x every condition -----------------------------------------------------

@@ -17,9 +17,9 @@ import pytest
 import torch
 from PIL import Image
 
-from brainalign.features import ModelSpec, load_extractor
 from brainalign.features import registry
 from brainalign.features.generative import Prompt, assemble_prompts
+from tests._features_helpers import span_of, tiny_joint
 
 FAMILIES = ["blip2", "llava", "idefics2", "qwen2_vl"]
 PAIRS = [
@@ -29,32 +29,10 @@ PAIRS = [
 ]
 SIZES = [(40, 30), (33, 50), (45, 45)]  # (width, height): Qwen2-VL gets unequal token counts
 
-
-def span_of(sentence, word, occurrence):
-    start = -1
-    for _ in range(occurrence + 1):
-        start = sentence.index(word, start + 1)
-    return start, start + len(word)
-
-
 SENTENCES = [s for s, _, _ in PAIRS]
 SPANS = [span_of(*p) for p in PAIRS]
 
-
-def tiny(extractor, seed=0):
-    spec = ModelSpec.from_config(
-        extractor, {"extractor": extractor, "source": "tiny", "batch_size": 2}, seed=seed
-    )
-    return load_extractor(spec)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (and the test machine is shared)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +43,7 @@ def images():
 
 @pytest.fixture(scope="module")
 def models():
-    return {name: tiny(name) for name in FAMILIES}
+    return {name: tiny_joint(name) for name in FAMILIES}
 
 
 @pytest.fixture(params=FAMILIES)
@@ -210,11 +188,11 @@ def test_tiny_models_are_deterministic_and_seeded(models, images):
     torch.manual_seed(7)
     expected = torch.rand(2)
     torch.manual_seed(7)
-    again = tiny("llava")
+    again = tiny_joint("llava")
     assert torch.equal(torch.rand(2), expected)
     a = models["llava"].encode_pairs(SENTENCES, SPANS, images, [2])[2]
     assert a.tobytes() == again.encode_pairs(SENTENCES, SPANS, images, [2])[2].tobytes()
-    other = tiny("llava", seed=3).encode_pairs(SENTENCES, SPANS, images, [2])[2]
+    other = tiny_joint("llava", seed=3).encode_pairs(SENTENCES, SPANS, images, [2])[2]
     assert not np.allclose(a, other, atol=1e-3)
 
 

@@ -7,40 +7,20 @@ import tracemalloc
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from safetensors import safe_open
 
 from brainalign.features import (
     ModelSpec,
     extract_task_features,
     load_extractor,
-    make_noise_images,
     write_task_features,
 )
 from brainalign.features.stream import Spill, copy_features, read_layout, write_safetensors
 from brainalign.features.text import tiny_text_config
 from brainalign.io import load_arrays
-from tests.test_features import write_stimuli
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def stim(tmp_path_factory):
-    return write_stimuli(tmp_path_factory.mktemp("stim"))
-
-
-@pytest.fixture(scope="module")
-def noise_dir(stim, tmp_path_factory):
-    out = tmp_path_factory.mktemp("noise")
-    make_noise_images(stim, out, seed=3)
-    return out
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

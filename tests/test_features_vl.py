@@ -28,6 +28,7 @@ from brainalign.features.regions import (
     save_region_features,
 )
 from brainalign.features.vl_encoders import LxmertExtractor, text_only_image
+from tests._features_helpers import span_of, tiny_joint
 
 FAMILIES = ["visualbert", "lxmert", "vilt", "bridgetower", "flava"]
 N_LAYERS = {"visualbert": 3, "lxmert": 5, "vilt": 3, "bridgetower": 3, "flava": 5}
@@ -40,32 +41,10 @@ PAIRS = [
 ]
 SIZES = [(40, 30), (33, 50), (45, 45)]  # (width, height)
 
-
-def span_of(sentence, word, occurrence):
-    start = -1
-    for _ in range(occurrence + 1):
-        start = sentence.index(word, start + 1)
-    return start, start + len(word)
-
-
 SENTENCES = [s for s, _, _ in PAIRS]
 SPANS = [span_of(*p) for p in PAIRS]
 
-
-def tiny(extractor, seed=0, **cfg):
-    spec = ModelSpec.from_config(
-        extractor, {"extractor": extractor, "source": "tiny", "batch_size": 2, **cfg}, seed=seed
-    )
-    return load_extractor(spec)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (and the test machine is shared)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +57,7 @@ def images():
 
 @pytest.fixture(scope="module")
 def models():
-    return {name: tiny(name) for name in FAMILIES}
+    return {name: tiny_joint(name) for name in FAMILIES}
 
 
 @pytest.fixture(params=FAMILIES)
@@ -373,12 +352,12 @@ def test_tiny_models_are_deterministic_and_seeded(family, models, images):
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    again = tiny(family)
+    again = tiny_joint(family)
     assert torch.equal(torch.rand(3), expected)  # building and running leave the global RNG
     a = models[family].encode_pairs(SENTENCES, SPANS, images, [2])[2]
     b = again.encode_pairs(SENTENCES, SPANS, images, [2])[2]
     assert a.tobytes() == b.tobytes()
-    other = tiny(family, seed=1).encode_pairs(SENTENCES, SPANS, images, [2])[2]
+    other = tiny_joint(family, seed=1).encode_pairs(SENTENCES, SPANS, images, [2])[2]
     assert not np.allclose(a, other, atol=1e-3)
 
 
@@ -410,7 +389,7 @@ def test_input_errors(models, images):
     with pytest.raises(ValueError, match=r"has \d+ tokens; model 'vilt' accepts at most 40"):
         vilt.encode_text(["word " * 50], [(0, 4)], [0])
     with pytest.raises(ValueError, match=r"'attention_heads' is not supported by the joint"):
-        tiny("flava", attention_heads=True)
+        tiny_joint("flava", attention_heads=True)
     with pytest.raises(ValueError, match=r"model 'lx': 'regions' is required for source 'random'"):
         LxmertExtractor(
             ModelSpec.from_config(

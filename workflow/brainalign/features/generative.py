@@ -164,6 +164,34 @@ def _tiny_vocab(kind: str, n_added: int) -> int:
     return len(tiny_tokenizer(kind)) + n_added
 
 
+# The tiny vision tower of BLIP-2, LLaVA and IDEFICS2: width 24, 32 px images, 8 px patches.
+_TINY_VISION = dict(
+    hidden_size=24,
+    intermediate_size=48,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    image_size=32,
+    patch_size=8,
+)
+
+
+def _tiny_llama_text(model_type: str, vocab: int) -> dict[str, Any]:
+    """The tiny language model of LLaVA ("llama") and IDEFICS2 ("mistral"): 2 blocks of 32."""
+    return dict(
+        model_type=model_type,
+        vocab_size=vocab,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        max_position_embeddings=256,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
+
+
 class GenerativeExtractor(JointExtractor):
     """Base of the generative VLM extractors.
 
@@ -234,7 +262,7 @@ class GenerativeExtractor(JointExtractor):
     def _joint_states(self, inputs: dict[str, Any]) -> JointStates:
         hidden = self._forward(inputs["input_ids"], inputs["attention_mask"], inputs["pixels"])
         mask = inputs["attention_mask"].bool()
-        return JointStates(hidden, [0] * len(hidden), [mask] * len(hidden))
+        return JointStates.one_sequence(hidden, mask)
 
     def _image_inputs(self, images: list[Image.Image]) -> dict[str, torch.Tensor]:
         return self._pixels(images)
@@ -247,6 +275,19 @@ class GenerativeExtractor(JointExtractor):
     ) -> Sequence[torch.Tensor]:
         raise NotImplementedError
 
+    def _model_states(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **image_inputs: Any
+    ) -> Sequence[torch.Tensor]:
+        """Hidden states of ``self.model`` run without a key/value cache on the sequence."""
+        out = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            output_hidden_states=True,
+            use_cache=False,
+            **image_inputs,
+        )
+        return out.hidden_states
+
 
 # --- BLIP-2 -----------------------------------------------------------------------------
 
@@ -257,14 +298,7 @@ def tiny_blip2_config() -> Blip2Config:
     """BLIP-2: ViT (24 wide, 32 px, 8 px patches), 2-block Q-Former, 4 queries, 2-block OPT (32)."""
     vocab = _tiny_vocab("gpt2", len(_BLIP2_TOKENS))
     return Blip2Config(
-        vision_config=dict(
-            hidden_size=24,
-            intermediate_size=48,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            image_size=32,
-            patch_size=8,
-        ),
+        vision_config=dict(_TINY_VISION),
         qformer_config=dict(
             vocab_size=64,
             hidden_size=24,
@@ -348,28 +382,8 @@ def tiny_llava_config() -> LlavaConfig:
     """LLaVA: CLIP ViT (24 wide, 32 px, 8 px patches: 16 image tokens), 2-block LLaMA (32)."""
     vocab = _tiny_vocab("llama", len(_LLAVA_TOKENS))
     return LlavaConfig(
-        vision_config=dict(
-            model_type="clip_vision_model",
-            hidden_size=24,
-            intermediate_size=48,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            image_size=32,
-            patch_size=8,
-        ),
-        text_config=dict(
-            model_type="llama",
-            vocab_size=vocab,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            head_dim=8,
-            max_position_embeddings=256,
-            bos_token_id=1,
-            eos_token_id=2,
-        ),
+        vision_config=dict(model_type="clip_vision_model", **_TINY_VISION),
+        text_config=_tiny_llama_text("llama", vocab),
         image_token_index=vocab - 1,
         vision_feature_layer=-2,
         vision_feature_select_strategy="default",
@@ -417,14 +431,9 @@ class LlavaExtractor(GenerativeExtractor):
     def _forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pixels: dict[str, torch.Tensor]
     ) -> Sequence[torch.Tensor]:
-        out = self.model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            pixel_values=pixels.get("pixel_values"),
-            output_hidden_states=True,
-            use_cache=False,
+        return self._model_states(
+            input_ids, attention_mask, pixel_values=pixels.get("pixel_values")
         )
-        return out.hidden_states
 
 
 # --- IDEFICS2 ---------------------------------------------------------------------------
@@ -436,14 +445,7 @@ def tiny_idefics2_config() -> Idefics2Config:
     """IDEFICS2: SigLIP-like ViT (24 wide, 8 px patches), 4-latent perceiver, 2-block Mistral."""
     vocab = _tiny_vocab("llama", len(_IDEFICS2_TOKENS))
     return Idefics2Config(
-        vision_config=dict(
-            hidden_size=24,
-            intermediate_size=48,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            image_size=32,
-            patch_size=8,
-        ),
+        vision_config=dict(_TINY_VISION),
         perceiver_config=dict(
             hidden_act="silu",
             resampler_n_latents=4,
@@ -454,19 +456,7 @@ def tiny_idefics2_config() -> Idefics2Config:
             hidden_size=32,
             rms_norm_eps=1e-6,
         ),
-        text_config=dict(
-            model_type="mistral",
-            vocab_size=vocab,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            head_dim=8,
-            max_position_embeddings=256,
-            bos_token_id=1,
-            eos_token_id=2,
-        ),
+        text_config=_tiny_llama_text("mistral", vocab),
         image_token_id=vocab - 2,
     )
 
@@ -511,15 +501,12 @@ class Idefics2Extractor(GenerativeExtractor):
     def _forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pixels: dict[str, torch.Tensor]
     ) -> Sequence[torch.Tensor]:
-        out = self.model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
+        return self._model_states(
+            input_ids,
+            attention_mask,
             pixel_values=pixels.get("pixel_values"),
             pixel_attention_mask=pixels.get("pixel_attention_mask"),
-            output_hidden_states=True,
-            use_cache=False,
         )
-        return out.hidden_states
 
 
 # --- Qwen2-VL ---------------------------------------------------------------------------
@@ -601,11 +588,4 @@ class Qwen2VLExtractor(GenerativeExtractor):
                 "image_grid_thw": pixels["image_grid_thw"],
                 "mm_token_type_ids": (input_ids == self.image_token_id).long(),
             }
-        out = self.model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            output_hidden_states=True,
-            use_cache=False,
-            **extra,
-        )
-        return out.hidden_states
+        return self._model_states(input_ids, attention_mask, **extra)

@@ -164,6 +164,17 @@ class JointStates:
     text_start: Sequence[int]
     mask: Sequence[torch.Tensor]
 
+    @classmethod
+    def one_sequence(cls, hidden: Sequence[torch.Tensor], mask: torch.Tensor) -> JointStates:
+        """States whose every layer has the text at position 0 and the real positions ``mask``.
+
+        Parameters
+        ----------
+        hidden : sequence of Tensor of shape (batch, positions, features)
+        mask : Tensor of shape (batch, positions), bool
+        """
+        return cls(hidden, [0] * len(hidden), [mask] * len(hidden))
+
 
 class _ImageCache:
     """Resolves image inputs to RGB PIL images, reading each file once per window."""
@@ -426,6 +437,44 @@ class JointExtractor(TransformersExtractor):
         }
 
 
+class _OneConfig:
+    """Text layers described by ``model.config`` itself: ``num_hidden_layers`` blocks of
+    ``hidden_size`` after the embeddings (VisualBERT, ViLT; LXMERT counts its own layers)."""
+
+    model: Any
+
+    def _count_layers(self) -> int:
+        return int(self.model.config.num_hidden_layers) + 1
+
+    def _text_config(self) -> Any:
+        return self.model.config
+
+    def text_width(self, layer: int) -> int:
+        """Hidden size (the same at every layer)."""
+        return int(self.model.config.hidden_size)
+
+
+class _PixelExtractor(JointExtractor):
+    """Base of the encoders that read pixels through their own image processor.
+
+    Subclasses set ``_tiny_image_processor`` (a function building the tiny model's
+    processor); ``_prepare`` passes the tokenized sentences and every output of the
+    image processor to the model.
+    """
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        self.image_processor = self._load_image_processor(self._tiny_image_processor)
+
+    def _tiny_image_processor(self) -> Any:
+        raise NotImplementedError
+
+    def _prepare(self, sentences: list[str], images: list[Image.Image | None]) -> Prepared:
+        inputs, pool = self._tokenize_text(sentences)
+        inputs.update(self._pixels(images))
+        return Prepared(inputs, pool)
+
+
 # --- region-based encoders: VisualBERT, LXMERT ------------------------------------------
 
 
@@ -497,22 +546,12 @@ def tiny_visualbert_config() -> VisualBertConfig:
 
 
 @register_extractor("visualbert")
-class VisualBertExtractor(RegionExtractor):
+class VisualBertExtractor(_OneConfig, RegionExtractor):
     """VisualBERT (``VisualBertModel``): text tokens then region tokens in one stream."""
 
     architecture = Architecture(
         model_class=VisualBertModel, from_config=VisualBertModel, tiny_config=tiny_visualbert_config
     )
-
-    def _count_layers(self) -> int:
-        return int(self.model.config.num_hidden_layers) + 1
-
-    def _text_config(self) -> Any:
-        return self.model.config
-
-    def text_width(self, layer: int) -> int:
-        """Hidden size (the same at every layer)."""
-        return int(self.model.config.hidden_size)
 
     @property
     def region_width(self) -> int:
@@ -528,7 +567,7 @@ class VisualBertExtractor(RegionExtractor):
     def _joint_states(self, inputs: dict[str, Any]) -> JointStates:
         hidden = self.model(**inputs, output_hidden_states=True).hidden_states
         mask = torch.cat([inputs["attention_mask"], inputs["visual_attention_mask"]], dim=1).bool()
-        return JointStates(hidden, [0] * len(hidden), [mask] * len(hidden))
+        return JointStates.one_sequence(hidden, mask)
 
 
 def tiny_lxmert_config() -> LxmertConfig:
@@ -551,7 +590,7 @@ def tiny_lxmert_config() -> LxmertConfig:
 
 
 @register_extractor("lxmert")
-class LxmertExtractor(RegionExtractor):
+class LxmertExtractor(_OneConfig, RegionExtractor):
     """LXMERT (``LxmertModel``): the language stream, through the cross-modality layers.
 
     Hidden state 0 is the embedding output, ``1..l_layers`` the language-only layers and
@@ -566,13 +605,6 @@ class LxmertExtractor(RegionExtractor):
     def _count_layers(self) -> int:
         config = self.model.config
         return 1 + int(config.l_layers) + int(config.x_layers)
-
-    def _text_config(self) -> Any:
-        return self.model.config
-
-    def text_width(self, layer: int) -> int:
-        """Hidden size (the same at every layer)."""
-        return int(self.model.config.hidden_size)
 
     @property
     def region_width(self) -> int:
@@ -595,7 +627,7 @@ class LxmertExtractor(RegionExtractor):
         embeddings = self.model.embeddings(ids, torch.zeros_like(ids))  # as LxmertModel calls it
         hidden = (embeddings, *out.language_hidden_states)
         mask = inputs["attention_mask"].bool()
-        return JointStates(hidden, [0] * len(hidden), [mask] * len(hidden))
+        return JointStates.one_sequence(hidden, mask)
 
 
 # --- pixel-based encoders: ViLT, BridgeTower, FLAVA ---------------------------------------
@@ -623,12 +655,13 @@ def _tiny_vilt_processor() -> Any:
 
 
 @register_extractor("vilt")
-class ViltExtractor(JointExtractor):
+class ViltExtractor(_OneConfig, _PixelExtractor):
     """ViLT (``ViltModel``): text tokens then [CLS] and image patches in one stream."""
 
     architecture = Architecture(
         model_class=ViltModel, from_config=ViltModel, tiny_config=tiny_vilt_config
     )
+    _tiny_image_processor = staticmethod(_tiny_vilt_processor)
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
@@ -638,22 +671,6 @@ class ViltExtractor(JointExtractor):
                 self.model.config.max_image_length,
             )
             self.model.config.max_image_length = -1
-        self.image_processor = self._load_image_processor(_tiny_vilt_processor)
-
-    def _count_layers(self) -> int:
-        return int(self.model.config.num_hidden_layers) + 1
-
-    def _text_config(self) -> Any:
-        return self.model.config
-
-    def text_width(self, layer: int) -> int:
-        """Hidden size (the same at every layer)."""
-        return int(self.model.config.hidden_size)
-
-    def _prepare(self, sentences: list[str], images: list[Image.Image | None]) -> Prepared:
-        inputs, pool = self._tokenize_text(sentences)
-        inputs.update(self._pixels(images))
-        return Prepared(inputs, pool)
 
     def _joint_states(self, inputs: dict[str, Any]) -> JointStates:
         masks: list[torch.Tensor] = []
@@ -665,7 +682,7 @@ class ViltExtractor(JointExtractor):
         finally:
             hook.remove()
         mask = masks[0].bool()
-        return JointStates(hidden, [0] * len(hidden), [mask] * len(hidden))
+        return JointStates.one_sequence(hidden, mask)
 
 
 def tiny_bridgetower_config() -> BridgeTowerConfig:
@@ -703,7 +720,7 @@ def _tiny_bridgetower_processor() -> Any:
 
 
 @register_extractor("bridgetower")
-class BridgeTowerExtractor(JointExtractor):
+class BridgeTowerExtractor(_PixelExtractor):
     """BridgeTower (``BridgeTowerModel``; METER's closest relative): cross-modal text layers.
 
     Hidden state 0 is the text embedding output; ``l >= 1`` the text side of
@@ -716,10 +733,7 @@ class BridgeTowerExtractor(JointExtractor):
         tiny_models={"bridgetower": TinyModel(tiny_bridgetower_config, "roberta")},
         default_tiny="bridgetower",
     )
-
-    def __init__(self, spec: ModelSpec) -> None:
-        super().__init__(spec)
-        self.image_processor = self._load_image_processor(_tiny_bridgetower_processor)
+    _tiny_image_processor = staticmethod(_tiny_bridgetower_processor)
 
     def _count_layers(self) -> int:
         return int(self.model.config.num_hidden_layers) + 1
@@ -732,16 +746,11 @@ class BridgeTowerExtractor(JointExtractor):
         config = self.model.config
         return int(config.text_config.hidden_size if layer == 0 else config.hidden_size)
 
-    def _prepare(self, sentences: list[str], images: list[Image.Image | None]) -> Prepared:
-        inputs, pool = self._tokenize_text(sentences)
-        inputs.update(self._pixels(images))
-        return Prepared(inputs, pool)
-
     def _joint_states(self, inputs: dict[str, Any]) -> JointStates:
         text, _, cross = self.model(**inputs, output_hidden_states=True).hidden_states
         hidden = (text[0], *(pair[0] for pair in cross))
         mask = inputs["attention_mask"].bool()
-        return JointStates(hidden, [0] * len(hidden), [mask] * len(hidden))
+        return JointStates.one_sequence(hidden, mask)
 
 
 def tiny_flava_config() -> FlavaConfig:
@@ -781,7 +790,7 @@ def _tiny_flava_processor() -> Any:
 
 
 @register_extractor("flava")
-class FlavaExtractor(JointExtractor):
+class FlavaExtractor(_PixelExtractor):
     """FLAVA (``FlavaModel``): text encoder layers, then the multimodal encoder's layers.
 
     Hidden states ``0..T`` are the text encoder's (T text layers, text only);
@@ -793,10 +802,7 @@ class FlavaExtractor(JointExtractor):
     architecture = Architecture(
         model_class=FlavaModel, from_config=FlavaModel, tiny_config=tiny_flava_config
     )
-
-    def __init__(self, spec: ModelSpec) -> None:
-        super().__init__(spec)
-        self.image_processor = self._load_image_processor(_tiny_flava_processor)
+    _tiny_image_processor = staticmethod(_tiny_flava_processor)
 
     def _count_layers(self) -> int:
         config = self.model.config
