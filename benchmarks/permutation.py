@@ -19,6 +19,7 @@ Two shapes are measured:
 
     python benchmarks/permutation.py                  # both shapes, defaults below
     python benchmarks/permutation.py --voxels 20000 --permutations 1000
+    python benchmarks/permutation.py --backend torch_cuda   # on a GPU machine
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--permutations", type=int, default=100, help="default 100")
     parser.add_argument("--repeat", type=int, default=2, help="runs of each method (default 2)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--backend", default="numpy", help="himalaya backend of the products (default numpy)"
+    )
     return parser.parse_args(argv)
 
 
@@ -82,7 +86,10 @@ def run(method: str, data, args: argparse.Namespace):
 
 
 def main(argv=None) -> None:
+    from himalaya.backend import set_backend
+
     args = parse_args(argv)
+    set_backend(args.backend)
     threads = os.environ.get("OMP_NUM_THREADS", "all")
     for shape in args.shapes.split(","):
         n_runs, n_trs, n_features = SHAPES[shape]
@@ -90,7 +97,7 @@ def main(argv=None) -> None:
         print(
             f"== {shape}: {n_runs} runs x {n_trs} TRs, {n_features} features x 4 delays, "
             f"{args.voxels} voxels, {args.permutations} permutations, leave-one-run-out, "
-            f"numpy, {threads} threads"
+            f"{args.backend}, {threads} CPU threads"
         )
         X_fit, Y, runs, splits, alpha = data
         run("hat", (X_fit, Y[:, :10], runs, splits, alpha[:, :10]), args)  # warm-up: imports

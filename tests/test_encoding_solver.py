@@ -176,6 +176,19 @@ def test_fixed_alpha_ridge_auto_takes_the_cheaper_method():
         FixedAlphaRidge(X[:150], X[150:], np.ones(1), method="qr")
 
 
+@pytest.mark.parametrize(("backend", "method"), [("torch", "hat"), ("torch_cuda", "eigen")])
+def test_fixed_alpha_ridge_auto_keeps_the_eigen_form_on_a_gpu(backend, method):
+    torch = pytest.importorskip("torch")
+    if backend == "torch_cuda" and not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    X, _ = _data(5, 300, 20, 1)
+    set_backend(backend)
+    try:
+        assert FixedAlphaRidge(X[:290], X[290:], np.ones(1)).method == method
+    finally:
+        set_backend("numpy")
+
+
 def test_fit_predict_ridge_cv_errors():
     X, Y = _data(7, 30, 4, 3)
     cv = inner_splits("concepts", np.arange(20), 2)
