@@ -12,9 +12,8 @@ from scipy import stats
 from threadpoolctl import threadpool_limits
 
 from brainalign import io
-from brainalign.config import ConfigError
+from brainalign.config import ConfigError, check_joint_models
 from brainalign.encoding.steps import (
-    check_joint_models,
     run_fit_encoding,
     run_fit_joint_encoding,
     summarize_best_layer_tables,

@@ -133,6 +133,9 @@ def test_same_seed_same_bytes(copy_of_run, demo_run):
          r"config 'demo\.generators\.language\.model' is 'minilmm', which is not a model"),
         (lambda c: c["models"]["clip"].update(extractor="clipp"),
          r"config 'models\.clip\.extractor' must be one of: text_encoder, .*, clip, .*; got 'clipp' \(did you mean 'clip'\?\)"),
+        (lambda c: c["encoding"]["joint"][0]["spaces"][0].update(layer=7),
+         r"config 'encoding\.joint\[0\] \(cliplm\)' uses layer 7 of 'clip', which is not among "
+         r"'models\.clip\.layers' \[1, 2\]"),
         (lambda c: c["dataset"].update(kind="bids", root="no/such/dataset"),
          r"config 'dataset\.root' must be an existing folder; 'no/such/dataset' does not exist"),
     ],

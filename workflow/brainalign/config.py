@@ -22,6 +22,8 @@ from .features.registry import BUILTIN_EXTRACTORS, extractor_modalities, extract
 
 __all__ = [
     "ConfigError",
+    "check_joint_models",
+    "joint_space_name",
     "CONDITION_MODALITIES",
     "EXTRACTOR_MODALITIES",
     "validate_config",
@@ -142,7 +144,70 @@ def validate_config(
     _check_paths(config, source, Path(workdir))
     _check_models(config, source, Path(workdir))
     _check_generators(config, source)
+    check_joint_models(config, source)
     return config
+
+
+def joint_space_name(space: Mapping[str, Any]) -> str:
+    """Label of one feature space of a joint model: ``model-clip_cond-image_layer-2``."""
+    return f"model-{space['model']}_cond-{space['condition']}_layer-{int(space['layer'])}"
+
+
+def check_joint_models(
+    config: Mapping[str, Any], source: str = "config/config.yaml"
+) -> list[dict[str, Any]]:
+    """Validate ``encoding.joint`` against the models and return it (a list of joint models).
+
+    Each entry is ``{name, spaces: [{model, condition, layer}, ...]}``: names unique, at
+    least two distinct spaces, each model configured, with that layer, able to run that
+    condition.
+
+    Raises
+    ------
+    brainalign.config.ConfigError
+        A ``ValueError`` with a one-line message naming the key and the fix.
+    """
+    joints = list(config.get("encoding", {}).get("joint", []))
+    names = [j["name"] for j in joints]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ConfigError(
+            f"config 'encoding.joint' names must be unique; '{repeated[0]}' is repeated. "
+            f"Edit {source}."
+        )
+    for i, joint in enumerate(joints):
+        key = f"encoding.joint[{i}] ({joint['name']})"
+        labels = [joint_space_name(s) for s in joint["spaces"]]
+        if len(set(labels)) < 2 or len(set(labels)) != len(labels):
+            raise ConfigError(
+                f"config '{key}.spaces' must list at least two distinct feature spaces; "
+                f"got {labels}. Edit {source}."
+            )
+        for space in joint["spaces"]:
+            problem = _space_problem(config["models"], space)
+            if problem:
+                raise ConfigError(f"config '{key}' {problem}. Edit {source}.")
+    return joints
+
+
+def _space_problem(models: Mapping[str, Any], space: Mapping[str, Any]) -> str | None:
+    """Why a joint model's feature space cannot be made from the configured models, or None."""
+    model, condition, layer = space["model"], space["condition"], space["layer"]
+    spec = models.get(model)
+    if spec is None:
+        close = difflib.get_close_matches(model, list(models), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        return f"uses model '{model}', which is not in 'models' ({', '.join(models)}){hint}"
+    if layer not in spec["layers"]:
+        return (
+            f"uses layer {layer} of '{model}', which is not among "
+            f"'models.{model}.layers' {spec['layers']}"
+        )
+    if not CONDITION_MODALITIES[condition] <= EXTRACTOR_MODALITIES[spec["extractor"]]:
+        return (
+            f"uses condition '{condition}', which model '{model}' ({spec['extractor']}) cannot run"
+        )
+    return None
 
 
 def _check_paths(config: dict[str, Any], source: str, workdir: Path) -> None:

@@ -1,9 +1,8 @@
 # Voxel-wise ridge encoding with nested cross-validation: per-voxel alphas, permutation
 # tests with FDR, noise ceilings, joint (banded ridge) models with variance partitioning,
 # nested best-layer selection, and their group tables.
-from brainalign.encoding.steps import check_joint_models
-
-JOINT_MODELS = {joint["name"]: joint for joint in check_joint_models(config)}
+# encoding.joint was checked against the models by validate_config (common.smk).
+JOINT_MODELS = {joint["name"]: joint for joint in config["encoding"]["joint"]}
 ENCODING_GROUP = "results/group/encoding_{name}.parquet"
 BUNDLE_TABLES += expand(
     ENCODING_GROUP,

@@ -7,7 +7,6 @@ order; the ``params`` mapping is the config's ``encoding`` section with its defa
 
 from __future__ import annotations
 
-import difflib
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -17,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .. import io
+from ..config import joint_space_name
 from ..pipeline import map_sidecar, match_features, roi_summary, unmask
 from .banded import variance_partition
 from .ceiling import noise_ceiling, normalise_scores
@@ -25,8 +25,6 @@ from .selection import select_layer_nested
 from .stats import fdr_bh, permutation_test
 
 __all__ = [
-    "check_joint_models",
-    "joint_space_name",
     "load_brain",
     "run_fit_encoding",
     "run_fit_joint_encoding",
@@ -253,72 +251,6 @@ def _roi_table(voxels: pd.DataFrame, rois: Mapping[str, int]) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------------------- joint models
-
-
-def joint_space_name(space: Mapping[str, Any]) -> str:
-    """Label of one feature space of a joint model: ``model-clip_cond-image_layer-2``."""
-    return f"model-{space['model']}_cond-{space['condition']}_layer-{int(space['layer'])}"
-
-
-def check_joint_models(
-    config: Mapping[str, Any], source: str = "config/config.yaml"
-) -> list[dict[str, Any]]:
-    """Validate ``encoding.joint`` against the models and return it (a list of joint models).
-
-    Each entry is ``{name, spaces: [{model, condition, layer}, ...]}``: names unique, at
-    least two distinct spaces, each model configured, with that layer, able to run that
-    condition.
-
-    Raises
-    ------
-    brainalign.config.ConfigError
-        A ``ValueError`` with a one-line message naming the key and the fix.
-    """
-    from ..config import ConfigError
-
-    joints = list(config.get("encoding", {}).get("joint", []))
-    names = [j["name"] for j in joints]
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise ConfigError(
-            f"config 'encoding.joint' names must be unique; '{repeated[0]}' is repeated. "
-            f"Edit {source}."
-        )
-    for i, joint in enumerate(joints):
-        key = f"encoding.joint[{i}] ({joint['name']})"
-        labels = [joint_space_name(s) for s in joint["spaces"]]
-        if len(set(labels)) < 2 or len(set(labels)) != len(labels):
-            raise ConfigError(
-                f"config '{key}.spaces' must list at least two distinct feature spaces; "
-                f"got {labels}. Edit {source}."
-            )
-        for space in joint["spaces"]:
-            problem = _space_problem(config["models"], space)
-            if problem:
-                raise ConfigError(f"config '{key}' {problem}. Edit {source}.")
-    return joints
-
-
-def _space_problem(models: Mapping[str, Any], space: Mapping[str, Any]) -> str | None:
-    """Why a joint model's feature space cannot be made from the configured models, or None."""
-    from ..config import CONDITION_MODALITIES, EXTRACTOR_MODALITIES
-
-    model, condition, layer = space["model"], space["condition"], space["layer"]
-    spec = models.get(model)
-    if spec is None:
-        close = difflib.get_close_matches(model, list(models), n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        return f"uses model '{model}', which is not in 'models' ({', '.join(models)}){hint}"
-    if layer not in spec["layers"]:
-        return (
-            f"uses layer {layer} of '{model}', which is not among "
-            f"'models.{model}.layers' {spec['layers']}"
-        )
-    if not CONDITION_MODALITIES[condition] <= EXTRACTOR_MODALITIES[spec["extractor"]]:
-        return (
-            f"uses condition '{condition}', which model '{model}' ({spec['extractor']}) cannot run"
-        )
-    return None
 
 
 def run_fit_joint_encoding(
