@@ -19,11 +19,11 @@ from typing import Any
 import yaml
 
 from .features.registry import BUILTIN_EXTRACTORS, extractor_modalities, extractor_requires_image
+from .labels import joint_space_name
 
 __all__ = [
     "ConfigError",
     "check_joint_models",
-    "joint_space_name",
     "CONDITION_MODALITIES",
     "EXTRACTOR_MODALITIES",
     "validate_config",
@@ -146,11 +146,6 @@ def validate_config(
     _check_generators(config, source)
     check_joint_models(config, source)
     return config
-
-
-def joint_space_name(space: Mapping[str, Any]) -> str:
-    """Label of one feature space of a joint model: ``model-clip_cond-image_layer-2``."""
-    return f"model-{space['model']}_cond-{space['condition']}_layer-{int(space['layer'])}"
 
 
 def check_joint_models(

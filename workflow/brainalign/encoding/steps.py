@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .. import io
-from ..config import joint_space_name
+from ..labels import joint_space_name
 from ..pipeline import map_sidecar, match_features, roi_summary, unmask
 from .banded import variance_partition
 from .ceiling import noise_ceiling, normalise_scores
