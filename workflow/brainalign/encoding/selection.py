@@ -21,7 +21,7 @@ import pandas as pd
 
 from .ridge import EncodingResult, fit_encoding
 
-__all__ = ["select_layer_nested", "summarize_layer_selection"]
+__all__ = ["select_layer_from_fits", "select_layer_nested", "summarize_layer_selection"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +58,29 @@ def select_layer_nested(
     if not layers:
         raise ValueError("'layers' must hold at least one layer's features; got none")
     fits = {int(layer): fit_encoding(X, Y, **kwargs) for layer, X in sorted(layers.items())}
+    return select_layer_from_fits(fits, rois)
+
+
+def select_layer_from_fits(
+    fits: Mapping[int, EncodingResult], rois: Mapping[str, np.ndarray]
+) -> pd.DataFrame:
+    """:func:`select_layer_nested` on layers already fitted with the same outer folds.
+
+    Parameters
+    ----------
+    fits : mapping of int to EncodingResult
+        Each candidate layer's :func:`~brainalign.encoding.fit_encoding` result.
+    rois : mapping of str to bool array of shape (n_voxels,)
+        Voxels of each ROI (empty ROIs are skipped).
+
+    Returns
+    -------
+    table : DataFrame
+        As :func:`select_layer_nested`.
+    """
+    if not fits:
+        raise ValueError("'fits' must hold at least one layer's fit; got none")
+    fits = {int(layer): fits[layer] for layer in sorted(fits)}
     _check_same_folds(fits)
     candidates = np.array(list(fits))
     rows = []

@@ -21,7 +21,7 @@ from ..pipeline import map_sidecar, match_features, roi_summary, unmask
 from .banded import variance_partition
 from .ceiling import noise_ceiling, normalise_scores
 from .ridge import EncodingResult, fit_encoding
-from .selection import select_layer_nested
+from .selection import select_layer_from_fits
 from .stats import fdr_bh, permutation_test
 
 __all__ = [
@@ -138,10 +138,10 @@ def run_fit_encoding(
         "condition": fmeta["condition"],
     }
     ceiling = _ceiling(arrays, meta)
-    voxel_tables, roi_tables, maps = [], [], []
+    voxel_tables, roi_tables, maps, fits = [], [], [], {}
     for layer, X in candidates.items():
         logger.info("layer %d: %d samples x %d features", layer, *X.shape)
-        result = fit_encoding(X, Y, **kwargs)
+        result = fits[layer] = fit_encoding(X, Y, **kwargs)
         significance = _significance(result, X, Y, kind, groups, params, seed)
         voxels = _voxel_table(result, arrays, significance, params, ceiling)
         voxel_tables.append(voxels.assign(**labels, layer=layer))
@@ -153,7 +153,7 @@ def run_fit_encoding(
                 *(layer, row.roi, row.mean_r, row.n_significant, row.n_voxels, params["fdr_q"]),
             )
     rois = {name: arrays["roi"] == index for name, index in meta["rois"].items()}
-    best = select_layer_nested(candidates, Y, rois, **kwargs).assign(**labels)
+    best = select_layer_from_fits(fits, rois).assign(**labels)
     roi_table = pd.concat(roi_tables, ignore_index=True)
     io.save_nifti(unmask(np.stack(maps, axis=1), arrays["ijk"], meta), out_map)
     io.write_json(
