@@ -246,8 +246,7 @@ class FixedAlphaRidge:
         if self.centred:
             A = A - A.mean(axis=0)  # predictions centred over the test rows
         if method == "hat":
-            values, group = np.unique(alpha, return_inverse=True)
-            self._members = [np.flatnonzero(group == g) for g in range(values.size)]
+            values, self._group = np.unique(alpha, return_inverse=True)
             # transposed hat matrices (n_train, n_test), built in float64
             self._hats = [
                 backend.asarray(R @ (A / (eigenvalues + value)).T, dtype="float32")
@@ -259,18 +258,21 @@ class FixedAlphaRidge:
             d = 1.0 / (eigenvalues[None, :] + alpha[:, None])  # (n_targets, n_components)
             self._shrinkage = backend.asarray(d[:, None, :], dtype="float32")
 
-    def predict(self, Y_train: np.ndarray) -> np.ndarray:
+    def predict(self, Y_train: np.ndarray, targets: slice = slice(None)) -> np.ndarray:
         """Fit every response set with its targets' alphas and predict ``X_test``.
 
         Parameters
         ----------
-        Y_train : array of shape (n_targets, n_sets, n_train)
-            Training responses, target-major; ``n_sets`` response sets (e.g. permutations)
-            share the alphas of the ``n_targets`` targets.
+        Y_train : array of shape (n_batch, n_sets, n_train)
+            Training responses of the targets ``targets``, target-major; ``n_sets``
+            response sets (e.g. permutations) share the alphas of those targets.
+        targets : slice
+            Which of the model's targets ``Y_train`` holds (a batch of voxels): the
+            decomposition is made once, for all targets.
 
         Returns
         -------
-        predictions : array of shape (n_targets, n_sets, n_test), float32
+        predictions : array of shape (n_batch, n_sets, n_test), float32
             In the units of ``Y_train`` (each set's training mean added back), or centred
             over the test rows if the model was made with ``centred=True``.
         """
@@ -278,19 +280,23 @@ class FixedAlphaRidge:
         Y_train = np.asarray(Y_train, dtype=np.float32)
         n_targets, n_sets, n_train = Y_train.shape
         if self.method == "hat":
-            n_test = self._hats[0].shape[1]
-            if len(self._hats) == 1:
-                out = _product(backend, Y_train.reshape(-1, n_train), self._hats[0])
+            group = self._group[targets]
+            present = np.unique(group)
+            if present.size == 1:
+                hat = self._hats[present[0]]
+                out = _product(backend, Y_train.reshape(-1, n_train), hat)
+                out = out.reshape(n_targets, n_sets, -1)
             else:
-                out = np.empty((n_targets * n_sets, n_test), dtype=np.float32)
-                rows = np.arange(n_targets * n_sets).reshape(n_targets, n_sets)
-                for members, hat in zip(self._members, self._hats):
+                out = np.empty((n_targets, n_sets, self._hats[0].shape[1]), dtype=np.float32)
+                for g in present:
+                    members = np.flatnonzero(group == g)
                     part = Y_train[members].reshape(-1, n_train)
-                    out[rows[members].ravel()] = _product(backend, part, hat)
-            out = out.reshape(n_targets, n_sets, n_test)
+                    out[members] = _product(backend, part, self._hats[g]).reshape(
+                        members.size, n_sets, -1
+                    )
         else:
             z = backend.asarray(Y_train) @ self._R
-            z = z * self._shrinkage
+            z = z * self._shrinkage[targets]
             z = z.reshape(n_targets * n_sets, -1)
             out = backend.to_numpy(z @ self._A_T).reshape(n_targets, n_sets, -1)
         if not self.centred:

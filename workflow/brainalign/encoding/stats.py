@@ -254,19 +254,22 @@ def permutation_pvalues(
     groups = check_groups(groups, Y.shape[0])
     rng = np.random.default_rng(random_state)
     orders = np.stack([permute(groups, block_size, rng) for _ in range(n_permutations)])
-    standardized = [standardize(X_fit, train, test) for train, test in splits]
+    models = [  # one decomposition per fold, for every voxel
+        FixedAlphaRidge(
+            *standardize(X_fit, train, test),
+            a,
+            form=form,
+            method=method,
+            centred=scoring == "fold_mean",
+        )
+        for (train, test), a in zip(splits, alpha)
+    ]
     size = Y.shape[1] if n_targets_batch is None else int(n_targets_batch)
     stats = {key: np.zeros(Y.shape[1]) for key in ("observed", "exceed", "sum", "sum_sq")}
     for start in range(0, Y.shape[1], size):
         cols = slice(start, start + size)
         y = np.ascontiguousarray(np.asarray(Y[:, cols], dtype=np.float32).T)
-        models = [
-            FixedAlphaRidge(
-                X_train, X_test, a, form=form, method=method, centred=scoring == "fold_mean"
-            )
-            for (X_train, X_test), a in zip(standardized, alpha[:, cols])
-        ]
-        scorer = _Scorer(y, models, splits, scoring)
+        scorer = _Scorer(y, cols, models, splits, scoring)
         observed = scorer(np.arange(Y.shape[0])[None])[0]
         stats["observed"][cols] = observed
         for group in np.array_split(orders, -(-len(orders) // _sets_per_product(y.shape))):
@@ -307,18 +310,19 @@ def _summarize(stats: dict[str, np.ndarray], n: int) -> PermutationResult:
 class _Scorer:
     """The reported score of permuted responses, refitting every fold with fixed alphas.
 
-    ``y`` is voxel-major, (n_voxels, n_samples), so that gathering the permuted samples
-    gives contiguous (n_voxels, n_sets, n) blocks for the products and the correlations.
+    ``y`` is the batch ``cols`` of the voxels, voxel-major (n_batch, n_samples), so that
+    gathering the permuted samples gives contiguous (n_batch, n_sets, n) blocks for the
+    products and the correlations.
     """
 
-    def __init__(self, y: np.ndarray, models, splits, scoring: str):
-        self.y, self.models, self.splits, self.scoring = y, models, splits, scoring
+    def __init__(self, y: np.ndarray, cols: slice, models, splits, scoring: str):
+        self.y, self.cols, self.models, self.splits, self.scoring = y, cols, models, splits, scoring
 
     def __call__(self, orders: np.ndarray) -> np.ndarray:
         """Statistic of each permutation in ``orders`` (n_sets, n_samples): (n_sets, n_voxels)."""
         per_fold, parts = [], []
         for model, (train, test) in zip(self.models, self.splits):
-            pred = model.predict(np.take(self.y, orders[:, train], axis=1))
+            pred = model.predict(np.take(self.y, orders[:, train], axis=1), self.cols)
             if self.scoring == "fold_mean":  # pred: (n_voxels, n_sets, n_test), test-centred
                 per_fold.append(_pearson_centred(np.take(self.y, orders[:, test], axis=1), pred))
             else:
