@@ -42,11 +42,9 @@ from .ridge import (
     _check_batch,
     _check_scoring,
     _cv_r2,
-    cross_validate,
+    cross_validated_result,
     fit_encoding,
-    log_alpha_edges,
 )
-from .scoring import score_folds
 
 __all__ = ["JointResult", "fit_banded_encoding", "variance_partition"]
 
@@ -135,22 +133,18 @@ def fit_banded_encoding(
     def fitter(train, test, inner):
         return _fit_fold_banded(X_fit, space, Y, train, test, inner, form, params)
 
-    predictions, alpha, cv_r2, fold = cross_validate(
-        Y.shape, kind, groups, splits, n_inner_folds, fitter
-    )
-    log_alpha_edges(alpha, grid)
-    scores = [s.astype(np.float32) for s in score_folds(Y, predictions, fold, scoring)]
-    return EncodingResult(
-        *scores,
-        alpha=alpha,
-        cv_r2=cv_r2.astype(np.float32),
-        predictions=predictions,
-        fold=fold,
-        n_features=sum(widths),
-        n_samples=Y.shape[0],
-        delays=delays,
-        solver=form,
+    return cross_validated_result(
+        Y,
+        kind,
+        groups,
+        splits,
+        n_inner_folds,
+        fitter,
+        grid=grid,
         scoring=scoring,
+        n_features=sum(widths),
+        delays=delays,
+        form=form,
     )
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "FoldFit",
     "SOLVERS",
     "cross_validate",
+    "cross_validated_result",
     "fit_encoding",
     "log_alpha_edges",
     "snap_to_grid",
@@ -182,6 +183,41 @@ def fit_encoding(
     def fitter(train, test, inner):
         return fit_fold(X_fit, Y, train, test, grid, inner, form, n_targets_batch)
 
+    return cross_validated_result(
+        Y,
+        kind,
+        groups,
+        splits,
+        n_inner_folds,
+        fitter,
+        grid=grid,
+        scoring=scoring,
+        n_features=X.shape[1],
+        delays=delays,
+        form=form,
+    )
+
+
+def cross_validated_result(
+    Y: np.ndarray,
+    kind: str,
+    groups: np.ndarray,
+    splits: Sequence[Split],
+    n_inner_folds: int,
+    fitter: Callable[[np.ndarray, np.ndarray, Sequence[Split]], FoldFit],
+    *,
+    grid: np.ndarray,
+    scoring: str,
+    n_features: int,
+    delays: tuple[int, ...],
+    form: str,
+) -> EncodingResult:
+    """Run :func:`cross_validate` with ``fitter``, score the folds, wrap an EncodingResult.
+
+    The shared last step of :func:`fit_encoding` and of the banded (joint) models: the
+    chosen alphas are checked against the edges of ``grid``, the held-out predictions are
+    scored with ``scoring`` per outer fold.
+    """
     predictions, alpha, cv_r2, fold = cross_validate(
         Y.shape, kind, groups, splits, n_inner_folds, fitter
     )
@@ -193,8 +229,8 @@ def fit_encoding(
         cv_r2=cv_r2.astype(np.float32),
         predictions=predictions,
         fold=fold,
-        n_features=X.shape[1],
-        n_samples=X.shape[0],
+        n_features=n_features,
+        n_samples=Y.shape[0],
         delays=delays,
         solver=form,
         scoring=scoring,
