@@ -120,22 +120,15 @@ def _concepts(tmp_path, subject="01", seed=0):
     by_run = signal[None] / 3 + rng.standard_normal((2, 48, 36))
     names = [f"c{i:02d}" for i in range(48)]
     order = rng.permutation(48)  # the feature files list the concepts in another order
-    _write_features(
-        tmp_path / "lang.safetensors",
-        "lang",
-        "sentence",
-        "concepts",
-        {k: v[order] for k, v in lang.items()},
-        names=[names[i] for i in order],
-    )
-    _write_features(
-        tmp_path / "vis.safetensors",
-        "vis",
-        "image",
-        "concepts",
-        {k: v[order] for k, v in vis.items()},
-        names=[names[i] for i in order],
-    )
+    for model, condition, layers in (("lang", "sentence", lang), ("vis", "image", vis)):
+        _write_features(
+            tmp_path / f"{model}.safetensors",
+            model,
+            condition,
+            "concepts",
+            {k: v[order] for k, v in layers.items()},
+            names=[names[i] for i in order],
+        )
     brain = tmp_path / f"sub-{subject}_concepts.safetensors"
     _write_brain(brain, subject, "concepts", by_run.mean(0), by_run=by_run)
     return brain
