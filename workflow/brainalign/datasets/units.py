@@ -1,0 +1,150 @@
+"""The one labelled brain representation every reader writes and every analysis reads.
+
+Whatever the source format (BIDS / fMRIPrep volumes or fsaverage surfaces, Pereira 2018
+``.mat`` files, single-trial betas estimated here), preprocessing writes one safetensors
+file per subject x task with these arrays (``n_units`` = voxels or vertices):
+
+``roi``        int32 (n_units,): atlas index of each unit's ROI, 0 = none (first match
+               when ROIs overlap).
+``roi_masks``  uint8 (n_rois, n_units), only when ROIs overlap (Pereira's networks and
+               atlas regions): row *k* is the membership of ``meta['roi_names'][k]``.
+and, by ``meta['geometry']``:
+
+``volume``     ``ijk`` int32 (n_units, 3) voxel indices; ``meta['affine']`` (4 x 4) and
+               ``meta['shape']`` (3 ints) give the grid.
+``surface``    ``hemi`` int8 (n_units,) 0 = left, 1 = right; ``vertex`` int32 (n_units,)
+               vertex index in its hemisphere; ``meta['n_vertices']`` = {"L": n, "R": n};
+               ``meta['mesh']`` e.g. ``fsaverage5``.
+
+and, by ``meta['kind']``:
+
+``concepts``   ``patterns`` float32 (n_stimuli, n_units), rows in ``meta['stimuli']``
+               order; ``patterns_by_run`` float32 (n_runs, n_stimuli, n_units) when there
+               are repeats (crossnobis, noise ceilings); ``meta['n_repeats']``.
+``timeseries`` ``bold`` float32 (n_trs, n_units); ``run`` int32 (n_trs,) the CV group of
+               each TR (a run, or a session x run); ``meta['runs']``, ``meta['tr']``.
+
+``meta`` always has ``subject``, ``task`` (the free task name), ``kind``, ``geometry``,
+``rois`` ({name: index}) and ``space``. Readers record what they did (``qc``: dropped
+volumes, regressed confounds, units with NaN or constant signal) under ``meta['qc']``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "KINDS",
+    "GEOMETRIES",
+    "check_units",
+    "roi_mask",
+    "roi_masks_from_sets",
+    "responses",
+]
+
+KINDS = ("concepts", "timeseries")
+GEOMETRIES = ("volume", "surface")
+_GEOMETRY_ARRAYS = {"volume": ("ijk",), "surface": ("hemi", "vertex")}
+_KIND_ARRAYS = {"concepts": ("patterns",), "timeseries": ("bold", "run")}
+
+
+def check_units(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], where: str = "") -> None:
+    """Check that ``arrays`` and ``meta`` follow the representation above.
+
+    Raises
+    ------
+    ValueError
+        One line naming the missing or mis-shaped entry (a reader bug, not user input).
+    """
+    label = f" of {where}" if where else ""
+    for key in ("subject", "task", "kind", "geometry", "rois", "space"):
+        if key not in meta:
+            raise ValueError(f"brain data{label} lacks metadata '{key}'")
+    if meta["kind"] not in KINDS or meta["geometry"] not in GEOMETRIES:
+        raise ValueError(
+            f"brain data{label} has kind {meta['kind']!r} / geometry {meta['geometry']!r}; "
+            f"expected one of {KINDS} / {GEOMETRIES}"
+        )
+    needed = ("roi", *_GEOMETRY_ARRAYS[meta["geometry"]], *_KIND_ARRAYS[meta["kind"]])
+    missing = [name for name in needed if name not in arrays]
+    if missing:
+        raise ValueError(f"brain data{label} lacks arrays {missing}")
+    n_units = arrays["roi"].shape[0]
+    data = arrays["patterns"] if meta["kind"] == "concepts" else arrays["bold"]
+    if data.ndim != 2 or data.shape[1] != n_units:
+        raise ValueError(
+            f"brain data{label} has responses of shape {data.shape} for {n_units} units"
+        )
+    if "roi_masks" in arrays and arrays["roi_masks"].shape != (len(meta["roi_names"]), n_units):
+        raise ValueError(
+            f"brain data{label} has roi_masks of shape {arrays['roi_masks'].shape}; expected "
+            f"({len(meta['roi_names'])}, {n_units})"
+        )
+
+
+def roi_mask(
+    arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], roi: str
+) -> np.ndarray:
+    """Boolean membership of one ROI over the units, overlapping ROIs included.
+
+    Parameters
+    ----------
+    arrays, meta : mapping
+        A preprocessed brain file (see the module docstring).
+    roi : str
+        ROI name, a key of ``meta['rois']``.
+
+    Returns
+    -------
+    mask : bool array of shape (n_units,)
+    """
+    if "roi_masks" in arrays and roi in meta.get("roi_names", ()):
+        return arrays["roi_masks"][list(meta["roi_names"]).index(roi)].astype(bool)
+    if roi not in meta["rois"]:
+        raise KeyError(
+            f"ROI '{roi}' is not in the brain data (it has {', '.join(meta['rois'])}); "
+            "fix 'dataset.rois' in the config."
+        )
+    return np.asarray(arrays["roi"]) == meta["rois"][roi]
+
+
+def roi_masks_from_sets(
+    sets: Mapping[str, np.ndarray], n_units: int
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """``roi`` / ``roi_masks`` arrays and ``rois`` / ``roi_names`` metadata from ROI sets.
+
+    Parameters
+    ----------
+    sets : mapping of str to bool array of shape (n_units,)
+        Membership of each ROI, in the order they should be numbered (1, 2, ...).
+    n_units : int
+
+    Returns
+    -------
+    arrays : dict
+        ``roi`` int32 (first ROI containing each unit, 0 = none) and, only when two ROIs
+        share a unit, ``roi_masks`` uint8 (n_rois, n_units).
+    meta : dict
+        ``rois`` {name: index} and, with ``roi_masks``, ``roi_names``.
+    """
+    names = list(sets)
+    stacked = np.zeros((len(names), n_units), dtype=bool)
+    for k, name in enumerate(names):
+        stacked[k] = np.asarray(sets[name], dtype=bool)
+    roi = np.zeros(n_units, dtype=np.int32)
+    for k in range(len(names) - 1, -1, -1):
+        roi[stacked[k]] = k + 1
+    arrays: dict[str, np.ndarray] = {"roi": roi}
+    meta: dict[str, Any] = {"rois": {name: k + 1 for k, name in enumerate(names)}}
+    if (stacked.sum(axis=0) > 1).any():
+        arrays["roi_masks"] = stacked.astype(np.uint8)
+        meta["roi_names"] = names
+    return arrays, meta
+
+
+def responses(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> np.ndarray:
+    """The response matrix, array of shape (n_samples, n_units): patterns or BOLD."""
+    return arrays["patterns"] if meta["kind"] == "concepts" else arrays["bold"]
