@@ -27,7 +27,7 @@ report: setup
 	$(VENV)/bin/snakemake --profile $(PROFILE) --report results/bundle/report.html
 
 test: lint
-	$(PY) -m pytest
+	$(PY) -m pytest -m "slow or not slow"
 
 lint: setup
 	$(VENV)/bin/snakemake --lint

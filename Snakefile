@@ -5,7 +5,13 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The embedded demo is the default configuration. A user's --configfile replaces it rather
+# than merging with it (Snakemake would otherwise run the demo's models too); --config
+# key=value alone still edits the demo.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
+
 
 
 report: "workflow/report/workflow.rst"
@@ -14,7 +20,7 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 
 
-if config["dataset"]["kind"] == "synthetic":
+if config["dataset"]["format"] == "synthetic":
 
     include: "workflow/rules/demo.smk"
 

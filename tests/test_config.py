@@ -71,12 +71,12 @@ def test_errors_are_one_line_and_name_the_key(demo_config, mutate, message):
 
 
 def test_bids_root_must_exist(demo_config, tmp_path):
-    demo_config["dataset"].update(kind="bids", root=str(tmp_path / "nope"))
+    demo_config["dataset"].update(format="bids", root=str(tmp_path / "nope"))
     with pytest.raises(ConfigError, match=r"config 'dataset.root' must be an existing folder"):
         validate_config(demo_config)
     (tmp_path / "nope").mkdir()
     demo_config["stimuli"]["root"] = str(tmp_path)
-    assert validate_config(demo_config)["dataset"]["kind"] == "bids"
+    assert validate_config(demo_config)["dataset"]["format"] == "bids"
 
 
 def test_schema_enums_match_the_registries():

@@ -219,10 +219,10 @@ def test_dataset_layout_follows_contract(ds):
     for sub in ("01", "02"):
         func = ds / f"sub-{sub}" / "func"
         for run, n_trs in zip((1, 2), RUN_TRS):
-            img = nib.load(func / f"sub-{sub}_task-naturalistic_run-{run}_bold.nii.gz")
+            img = nib.load(func / f"sub-{sub}_task-naturalistic_run-{run}_space-MNI152_desc-preproc_bold.nii.gz")
             assert img.shape == mask.shape + (n_trs,)
             assert np.isclose(np.asarray(img.dataobj)[mask > 0].mean(), 1000, rtol=0.05)
-            sidecar = read_json(func / f"sub-{sub}_task-naturalistic_run-{run}_bold.json")
+            sidecar = read_json(func / f"sub-{sub}_task-naturalistic_run-{run}_space-MNI152_desc-preproc_bold.json")
             assert sidecar["RepetitionTime"] == DS_TR
             conf = read_table(
                 func / f"sub-{sub}_task-naturalistic_run-{run}_desc-confounds_timeseries.tsv"
@@ -243,7 +243,7 @@ def test_concept_events_cover_every_concept(ds):
     for run in (1, 2):
         events = read_table(ds / "sub-01" / "func" / f"sub-01_task-concepts_run-{run}_events.tsv")
         img = nib.load(
-            ds / "sub-01" / "func" / f"sub-01_task-concepts_run-{run}_desc-trials_bold.nii.gz"
+            ds / "sub-01" / "func" / f"sub-01_task-concepts_run-{run}_space-MNI152_desc-trials_bold.nii.gz"
         )
         assert list(events.columns) == ["trial", "concept", "context"]
         assert img.shape[3] == len(events) == len(CONCEPTS) * 2
@@ -290,7 +290,7 @@ def test_planted_concept_signal_is_in_the_trials(ds):
     truth, meta = load_arrays(ds / "ground_truth" / "sub-02_task-concepts_desc-signal.safetensors")
     assert meta["stimuli"] == CONCEPTS and set(np.unique(truth["roi"])) == {1, 2}
     func = ds / "sub-02" / "func"
-    data = np.asarray(nib.load(func / "sub-02_task-concepts_run-1_desc-trials_bold.nii.gz").dataobj)
+    data = np.asarray(nib.load(func / "sub-02_task-concepts_run-1_space-MNI152_desc-trials_bold.nii.gz").dataobj)
     events = read_table(func / "sub-02_task-concepts_run-1_events.tsv")
     rows = [CONCEPTS.index(c) for c in events["concept"]]
     driven = data[tuple(truth["ijk"].T)].T  # (n_trials, n_driven)
@@ -311,7 +311,7 @@ def test_dataset_is_byte_deterministic(ds, generators, tmp_path):
     other = make_demo_dataset(
         tmp_path / "other", generators=generators, seed=8, **{**DS_KW, "n_subjects": 1}
     )
-    name = "sub-01/func/sub-01_task-naturalistic_run-1_bold.nii.gz"
+    name = "sub-01/func/sub-01_task-naturalistic_run-1_space-MNI152_desc-preproc_bold.nii.gz"
     assert _hashes(other)[name] != _hashes(ds)[name]
 
 
@@ -364,7 +364,7 @@ def test_only_the_tasks_given_are_simulated(generators, tmp_path):
         tmp_path / "ds", generators=natural_only, seed=7, **{**DS_KW, "n_subjects": 1}
     )
     assert not list(ds.rglob("*task-concepts*"))
-    assert len(list(ds.rglob("sub-01_task-naturalistic_run-*_bold.nii.gz"))) == 2
+    assert len(list(ds.rglob("sub-01_task-naturalistic_run-*_desc-preproc_bold.nii.gz"))) == 2
     assert read_json(ds / "ground_truth" / "ground_truth.json")["tasks"] == ["naturalistic"]
     with pytest.raises(
         ValueError, match=r"generators\['language'\] must be a dict with 'layer' \(int\) and paths"

@@ -57,6 +57,9 @@ def _write_brain(path, subject, task, responses, by_run=None, runs=None):
     meta = {
         "subject": subject,
         "task": task,
+        "kind": "concepts" if task == "concepts" else "timeseries",
+        "geometry": "volume",
+        "space": "MNI152",
         "rois": ROIS,
         "affine": AFFINE,
         "shape": [4, 5, responses.shape[1]],

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import yaml
 import pandas as pd
 import pytest
 
@@ -21,7 +22,7 @@ def _encoding(run: Path) -> pd.DataFrame:
 
 
 def _rsa(run: Path) -> pd.DataFrame:
-    return pd.read_parquet(run / "results/group/rsa_subjects.parquet")
+    return pd.read_parquet(run / "results/group/rsa_task-concepts_subjects.parquet")
 
 
 @pytest.mark.parametrize("task", ["concepts", "naturalistic"])
@@ -62,8 +63,8 @@ def test_rsa_ranks_generating_model_first(demo_run):
 def test_outputs_and_bundle(demo_run):
     bundle = demo_run / "results/bundle"
     manifest = pd.read_csv(bundle / "MANIFEST.tsv", sep="\t")
-    assert {"provenance.json", "tables/encoding_group.parquet", "tables/rsa_group.parquet",
-            "figures/encoding_layer_profiles.png", "figures/rdms.png"} <= set(manifest["path"])
+    assert {"provenance.json", "tables/encoding_group.parquet", "tables/rsa_task-concepts_group.parquet",
+            "figures/encoding_layer_profiles.png", "figures/rdms_task-concepts.png"} <= set(manifest["path"])
     for row in manifest.itertuples():
         assert io.sha256_file(bundle / row.path) == row.sha256
     provenance = io.read_json(bundle / "provenance.json")
@@ -86,8 +87,8 @@ def test_changing_encoding_parameter_reruns_only_encoding_and_after(copy_of_run)
     write_config(copy_of_run, config)
     rules = {rule for rule, _ in planned_jobs(copy_of_run)}
     assert "fit_encoding" in rules
-    upstream = {"make_demo_stimuli", "make_demo_dataset", "extract_features", "clean_bold",
-                "average_concept_patterns", "compute_brain_rdms", "compute_model_rdms", "compute_rsa"}
+    upstream = {"make_demo_stimuli", "make_demo_dataset", "extract_features", "preprocess_brain",
+                "compute_brain_rdms", "compute_model_rdms", "compute_rsa"}
     assert not rules & upstream, rules & upstream
 
 
@@ -100,7 +101,7 @@ def test_adding_a_model_extracts_that_model_only(copy_of_run):
     assert extracted == {"bert2"}
     fitted = {wc["model"] for rule, wc in jobs if rule in ("fit_encoding", "compute_rsa")}
     assert fitted == {"bert2"}
-    assert not {rule for rule, _ in jobs} & {"make_demo_dataset", "clean_bold", "average_concept_patterns"}
+    assert not {rule for rule, _ in jobs} & {"make_demo_dataset", "preprocess_brain"}
 
 
 def test_same_seed_same_bytes(copy_of_run, demo_run):
@@ -114,8 +115,8 @@ def test_same_seed_same_bytes(copy_of_run, demo_run):
         "results/encoding/sub-02/task-naturalistic/sub-02_task-naturalistic_model-minilm_cond-sentence_stat-r_statmap.nii.gz",
         "results/encoding/sub-02/task-naturalistic/sub-02_task-naturalistic_model-minilm_cond-sentence_desc-bestlayer_folds.parquet",
         "results/rsa/sub-02/sub-02_task-concepts_rdms.safetensors",
-        "results/rsa/model-clip/model-clip_cond-noise_permutation.parquet",
-        "results/rsa/roi-visual/roi-visual_models.parquet",
+        "results/rsa/task-concepts/model-clip/task-concepts_model-clip_cond-noise_permutation.parquet",
+        "results/rsa/task-concepts/roi-visual/task-concepts_roi-visual_models.parquet",
     ]
     for target in targets:
         (copy_of_run / target).unlink()
@@ -136,7 +137,7 @@ def test_same_seed_same_bytes(copy_of_run, demo_run):
         (lambda c: c["encoding"]["joint"][0]["spaces"][0].update(layer=7),
          r"config 'encoding\.joint\[0\] \(cliplm\)' uses layer 7 of 'clip', which is not among "
          r"'models\.clip\.layers' \[1, 2\]"),
-        (lambda c: c["dataset"].update(kind="bids", root="no/such/dataset"),
+        (lambda c: c["dataset"].update(format="bids", root="no/such/dataset"),
          r"config 'dataset\.root' must be an existing folder; 'no/such/dataset' does not exist"),
     ],
 )
@@ -149,3 +150,20 @@ def test_bad_config_fails_before_any_job(tmp_path, mutate, message):
     lines = (proc.stdout + proc.stderr).splitlines()
     assert any(re.search(message, line) for line in lines), proc.stderr[-2000:]
     assert not (tmp_path / "results").exists()
+
+
+def test_user_configfile_replaces_the_demo(tmp_path):
+    """--configfile my.yaml runs exactly what my.yaml names, not the demo's models too."""
+    write_config(tmp_path, tiny_config())  # the demo config the Snakefile would load
+    mine = tiny_config()
+    mine["models"] = {"bert": mine["models"]["bert"]}
+    mine["encoding"]["joint"] = []
+    # the synthetic dataset needs generators: use bert's own features
+    mine["demo"]["generators"] = {"language": {"model": "bert", "condition": "sentence", "layer": 2}}
+    (tmp_path / "my.yaml").write_text(yaml.safe_dump(mine, sort_keys=False))
+    jobs = planned_jobs(tmp_path, "--configfile", "my.yaml")
+    extracted = {wc["model"] for rule, wc in jobs if rule == "extract_features"}
+    assert extracted == {"bert"}
+    # without --configfile the demo's three models run
+    extracted = {wc["model"] for rule, wc in planned_jobs(tmp_path) if rule == "extract_features"}
+    assert extracted == {"bert", "clip", "minilm"}

@@ -29,7 +29,16 @@ __all__ = [
     "validate_config",
     "model_conditions",
     "analysis_units",
+    "task_conditions",
+    "analyses",
+    "stimulus_sets",
+    "FEATURE_KINDS",
 ]
+
+# What stimuli each task kind reads, and so which feature extraction it pairs with: an
+# events task's single-trial betas become concept patterns.
+FEATURE_KINDS = {"concepts": "concepts", "events": "concepts", "naturalistic": "naturalistic"}
+_TASK_DEFAULTS = {"conditions": None, "stimuli": None}
 
 # Which input streams each condition feeds a model; a model runs a condition only when
 # its extractor reads every stream the condition needs ("noise" is an image stream; a
@@ -141,11 +150,39 @@ def validate_config(
         raise ConfigError(_format_error(error, source))
     config = copy.deepcopy(dict(config))
     _fill_defaults(config, schema)
+    config["dataset"]["tasks"] = _normalize_tasks(config["dataset"]["tasks"])
+    _check_task_conditions(config, source)
     _check_paths(config, source, Path(workdir))
     _check_models(config, source, Path(workdir))
     _check_generators(config, source)
     check_joint_models(config, source)
     return config
+
+
+def _normalize_tasks(tasks: Any) -> dict[str, dict[str, Any]]:
+    """``[concepts, naturalistic]`` -> ``{concepts: {kind: concepts, ...}, ...}``, defaults filled."""
+    if isinstance(tasks, list):
+        tasks = {name: {"kind": name} for name in tasks}
+    return {name: {**_TASK_DEFAULTS, **dict(spec)} for name, spec in tasks.items()}
+
+
+def _check_task_conditions(config: dict[str, Any], source: str) -> None:
+    for name, spec in config["dataset"]["tasks"].items():
+        wanted = spec["conditions"]
+        if wanted is None:
+            continue
+        unknown = [c for c in wanted if c not in config["conditions"]]
+        if unknown or not wanted:
+            raise ConfigError(
+                f"config 'dataset.tasks.{name}.conditions' must list some of the configured "
+                f"'conditions' {config['conditions']}; got {wanted}. Add them to 'conditions' "
+                f"or fix the task in {source}."
+            )
+        if not any(task_conditions(config, name, model) for model in config["models"]):
+            raise ConfigError(
+                f"config 'dataset.tasks.{name}.conditions' {wanted}: no configured model can "
+                f"run any of them. Add a model or a condition in {source}."
+            )
 
 
 def check_joint_models(
@@ -206,7 +243,7 @@ def _space_problem(models: Mapping[str, Any], space: Mapping[str, Any]) -> str |
 
 
 def _check_paths(config: dict[str, Any], source: str, workdir: Path) -> None:
-    if config["dataset"]["kind"] == "synthetic":
+    if config["dataset"]["format"] == "synthetic":
         return
     for key in ("dataset", "stimuli"):
         root = workdir / config[key]["root"]
@@ -259,8 +296,16 @@ def _check_models(config: dict[str, Any], source: str, workdir: Path) -> None:
 
 
 def _check_generators(config: dict[str, Any], source: str) -> None:
-    if config["dataset"]["kind"] != "synthetic":
+    if config["dataset"]["format"] != "synthetic":
         return
+    for task, spec in config["dataset"]["tasks"].items():
+        if task not in ("concepts", "naturalistic") or spec["kind"] != task:
+            raise ConfigError(
+                f"config 'dataset.tasks.{task}' (kind {spec['kind']}): the synthetic dataset "
+                f"simulates only the tasks 'concepts' (kind concepts) and 'naturalistic' (kind "
+                f"naturalistic). Rename the task, or set 'dataset.format' to bids or pereira "
+                f"in {source}."
+            )
     generators = config.get("demo", {}).get("generators", {})
     if not generators:
         raise ConfigError(
@@ -315,6 +360,41 @@ def model_conditions(config: Mapping[str, Any]) -> list[tuple[str, str]]:
         for name, spec in config["models"].items()
         for cond in _supported(spec, config["conditions"])
     ]
+
+
+def task_conditions(config: Mapping[str, Any], task: str, model: str) -> list[str]:
+    """Conditions of ``model`` scored against ``task`` (the task's ``conditions``, if set)."""
+    wanted = config["dataset"]["tasks"][task].get("conditions")
+    supported = _supported(config["models"][model], config["conditions"])
+    return [c for c in supported if wanted is None or c in wanted]
+
+
+def analyses(config: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """(task, model, condition) triples: every brain task with every model condition it pairs with."""
+    return [
+        (task, model, cond)
+        for task in config["dataset"]["tasks"]
+        for model in config["models"]
+        for cond in task_conditions(config, task, model)
+    ]
+
+
+def stimulus_sets(config: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """Feature sets to extract: ``{name: {kind, stimuli}}``, and which one each task reads.
+
+    Tasks of one feature kind on the same stimuli folder share one set (named after the
+    kind: ``concepts`` or ``naturalistic``); a task with its own stimuli folder gets a set
+    named after the task. Returns ``{"sets": {...}, "of_task": {task: set name}}``.
+    """
+    sets: dict[str, dict[str, str]] = {}
+    of_task: dict[str, str] = {}
+    for task, spec in config["dataset"]["tasks"].items():
+        kind = FEATURE_KINDS[spec["kind"]]
+        root = spec["stimuli"] or config["stimuli"]["root"]
+        name = kind if root == config["stimuli"]["root"] else task
+        sets[name] = {"kind": kind, "stimuli": root}
+        of_task[task] = name
+    return {"sets": sets, "of_task": of_task}
 
 
 def analysis_units(config: Mapping[str, Any]) -> list[tuple[str, str, int]]:

@@ -25,6 +25,10 @@ __all__ = [
     "parse_entities",
     "group_maps_by_unit",
     "map_sidecar",
+    "kept_rows",
+    "map_image",
+    "save_map",
+    "group_surface_maps_by_unit",
 ]
 
 logger = logging.getLogger(__name__)
@@ -56,16 +60,18 @@ def match_features(
 ) -> np.ndarray:
     """Return one layer's features in the row order of the brain data.
 
-    Concept-task rows are matched by concept name; naturalistic rows by run and
-    TR count. A stimulus or run present on one side only is an error.
+    Concept patterns are matched by stimulus name; time series by run and TR count (every
+    TR of every run, before volumes dropped from the brain data, see :func:`kept_rows`). A
+    stimulus or run present on one side only is an error.
 
     Returns
     -------
     X : ndarray of shape (n_samples, n_features)
+        For time series, n_samples counts every acquired TR.
     """
     X = _layer(features, layer, path)
-    task = brain_meta["task"]
-    if task == "concepts":
+    kind = _kind(brain_meta)
+    if kind == "concepts":
         order = {name: i for i, name in enumerate(features_meta["stimuli"])}
         missing = [name for name in brain_meta["stimuli"] if name not in order]
         if missing:
@@ -74,19 +80,48 @@ def match_features(
                 f"{missing[:5]}; extract features for the same stimuli."
             )
         return X[[order[name] for name in brain_meta["stimuli"]]]
-    if task == "naturalistic":
+    if kind == "timeseries":
         if list(features_meta["runs"]) != list(brain_meta["runs"]):
             raise ValueError(
                 f"feature file '{path}' covers runs {features_meta['runs']} but the brain data "
-                f"has runs {brain_meta['runs']}; align both to the same runs."
+                f"has runs {brain_meta['runs']}; list the runs 1..n in (session, run) order in "
+                "naturalistic/runs.tsv."
             )
-        if X.shape[0] != brain_meta["n_samples"]:
+        n_acquired = int(sum(brain_meta.get("n_volumes", [brain_meta["n_samples"]])))
+        if X.shape[0] != n_acquired:
             raise ValueError(
                 f"feature file '{path}' has {X.shape[0]} TRs but the brain data has "
-                f"{brain_meta['n_samples']}; check naturalistic/runs.tsv against the BOLD files."
+                f"{n_acquired}; check naturalistic/runs.tsv (n_trs) against the BOLD files."
             )
         return X
-    raise ValueError(f"brain data task must be 'concepts' or 'naturalistic'; got {task!r}")
+    raise ValueError(f"brain data kind must be 'concepts' or 'timeseries'; got {kind!r}")
+
+
+def _kind(brain_meta: Mapping[str, Any]) -> str:
+    """``concepts`` or ``timeseries`` (files of the first version named the task instead)."""
+    if "kind" in brain_meta:
+        return brain_meta["kind"]
+    return {"concepts": "concepts", "naturalistic": "timeseries"}.get(brain_meta["task"], "?")
+
+
+def kept_rows(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> np.ndarray | None:
+    """Rows of the acquired TRs that the brain time series kept, or None if it kept all.
+
+    Readers that drop volumes (non-steady-state, scrubbing) store ``volume`` (the index of
+    each kept TR within its run) and ``meta['n_volumes']`` (TRs acquired per run).
+
+    Returns
+    -------
+    rows : int array of shape (n_kept,) or None
+    """
+    if "volume" not in arrays or "n_volumes" not in meta:
+        return None
+    offsets = np.concatenate([[0], np.cumsum(meta["n_volumes"])[:-1]])
+    position = {run: k for k, run in enumerate(meta["runs"])}
+    rows = offsets[[position[int(r)] for r in arrays["run"]]] + arrays["volume"]
+    if rows.size == int(sum(meta["n_volumes"])):
+        return None
+    return rows.astype(np.int64)
 
 
 def unmask(values: np.ndarray, ijk: np.ndarray, meta: Mapping[str, Any]) -> Any:
@@ -104,11 +139,39 @@ def unmask(values: np.ndarray, ijk: np.ndarray, meta: Mapping[str, Any]) -> Any:
     return img
 
 
-def roi_summary(values: pd.DataFrame, rois: Mapping[str, int]) -> pd.DataFrame:
-    """Mean, median and count of per-voxel scores in each ROI."""
+def map_image(values: np.ndarray, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any],
+              names: list[str]) -> Any:
+    """Per-unit maps as an image: NIfTI for voxels, CIFTI-2 dense scalars for vertices.
+
+    Parameters
+    ----------
+    values : array of shape (n_units, n_maps)
+    arrays, meta : the brain data's (geometry labels)
+    names : one name per map (layers)
+    """
+    values = np.asarray(values, dtype=np.float32).reshape(len(values), -1)
+    if meta.get("geometry", "volume") == "volume":
+        return unmask(values, arrays["ijk"], meta)
+    from .datasets.surface import surface_map_image
+
+    return surface_map_image(values, arrays["hemi"], arrays["vertex"], meta["n_vertices"], names)
+
+
+def save_map(img: Any, path: PathLike) -> None:
+    """Save a map of :func:`map_image` atomically (byte-deterministic NIfTI or CIFTI-2)."""
+    io.save_nifti(img, path)
+
+
+def roi_summary(values: pd.DataFrame, rois: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """Mean, median and count of per-unit scores in each ROI.
+
+    ``values`` has one row per unit in the brain data's order; ``rois`` maps ROI names to
+    boolean memberships over the units (:func:`brainalign.datasets.roi_mask`: ROIs may
+    overlap).
+    """
     rows = []
-    for name, index in rois.items():
-        sel = values[values["roi_index"] == index]
+    for name, mask in rois.items():
+        sel = values[np.asarray(mask, dtype=bool)]
         rows.append(
             {
                 "roi": name,
@@ -154,10 +217,42 @@ def group_maps_by_unit(paths: list[PathLike], deepest_only: bool = True) -> dict
     return dict(sorted(groups.items()))
 
 
+def group_surface_maps_by_unit(
+    paths: list[PathLike], deepest_only: bool = True
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Subject-average surface maps by model / condition / layer, for the figure.
+
+    Each path is a CIFTI-2 dense scalar map of :func:`map_image` (one map per layer, named
+    ``layer-XX``); vertices without a unit in a subject are left out of that subject's mean.
+
+    Returns
+    -------
+    dict
+        ``"model / condition / layer L"`` -> (left, right) arrays of shape (n_vertices_h,).
+    """
+    from .datasets.surface import read_surface_map
+
+    sums: dict[str, list[list[np.ndarray]]] = {}
+    for path in paths:
+        entities = parse_entities(path)
+        maps, names = read_surface_map(path)
+        layers = [int(name.split("-")[1]) for name in names]
+        for layer in [max(layers)] if deepest_only else layers:
+            label = f"{entities['model']} / {entities['cond']} / layer {layer}"
+            k = layers.index(layer)
+            sums.setdefault(label, [[], []])
+            for h, hemi in enumerate(("L", "R")):
+                sums[label][h].append(maps[hemi][:, k])
+    return {
+        label: tuple(np.nanmean(np.stack(v), axis=0) for v in halves)
+        for label, halves in sorted(sums.items())
+    }
+
+
 def map_sidecar(path: PathLike) -> str:
-    """The JSON sidecar of a NIfTI map: ``x_statmap.nii.gz`` -> ``x_statmap.json``."""
+    """The JSON sidecar of a map: ``x_statmap.nii.gz`` (or ``.dscalar.nii``) -> ``x_statmap.json``."""
     path = str(path)
-    for suffix in (".nii.gz", ".nii"):
+    for suffix in (".dscalar.nii", ".nii.gz", ".nii"):
         if path.endswith(suffix):
             return path[: -len(suffix)] + ".json"
     raise ValueError(f"'{path}' is not a NIfTI file name (.nii or .nii.gz)")

@@ -3,24 +3,45 @@ import re
 
 from brainalign.config import (
     CONDITION_MODALITIES,
+    analyses,
     model_conditions,
+    stimulus_sets,
     validate_config,
 )
+from brainalign.datasets.registry import get_reader
+from brainalign.datasets.bids_reader import is_surface_space
 
-config = validate_config(
-    config, source="the configuration (config/config.yaml or --configfile)"
-)
+CONFIG_SOURCE = "the configuration (config/config.yaml or --configfile)"
+config = validate_config(config, source=CONFIG_SOURCE)
 SEED = config["seed"]
 DATASET = config["dataset"]
 STIMULI = config["stimuli"]["root"]
 SUBJECTS = DATASET["subjects"]
-TASKS = DATASET["tasks"]
+TASKS = list(DATASET["tasks"])
+TASK_KINDS = {task: spec["kind"] for task, spec in DATASET["tasks"].items()}
+# Tasks with one pattern per stimulus (RSA runs on these): concepts, and events tasks
+# whose single-trial betas become concept patterns.
+CONCEPT_TASKS = [t for t, kind in TASK_KINDS.items() if kind in ("concepts", "events")]
 ROIS = DATASET["rois"]
 RUNS = {
     "concepts": DATASET["concept_runs"],
     "naturalistic": DATASET["naturalistic_runs"],
 }
+# (task, model, condition): each task with the model conditions it is scored against.
+ANALYSES = analyses(config)
+# Feature sets: tasks on the same stimuli share one extraction.
+STIMULUS_SETS = stimulus_sets(config)
+FEATURE_SETS = STIMULUS_SETS["sets"]
+FEATURE_SET_OF = STIMULUS_SETS["of_task"]
 FORMATS = config["figures"]["formats"]
+# Surfaces (space-fsaverage*): maps are CIFTI-2 dense scalars over both hemispheres.
+SURFACE = is_surface_space(DATASET["space"])
+MAP_EXT = ".dscalar.nii" if SURFACE else ".nii.gz"
+# The dataset's reader (brainalign.datasets registry): it finds every input file now,
+# while the DAG is built, so a missing file or entity stops the run before any job.
+READER = get_reader(DATASET, STIMULI, CONFIG_SOURCE)
+if DATASET["format"] != "synthetic":
+    READER.check()
 # What each stage contributes to the result bundle: the stage's rule file appends its
 # group tables and figures here, and make_bundle collects them.
 BUNDLE_TABLES = []
@@ -34,56 +55,30 @@ def _alternatives(values):
 wildcard_constraints:
     subject=_alternatives(SUBJECTS),
     task=_alternatives(TASKS),
+    stimset=_alternatives(FEATURE_SETS),
     model=_alternatives(config["models"]),
     condition=_alternatives(CONDITION_MODALITIES),
     layer=r"\d+",
     roi=_alternatives(ROIS),
 
 
-# ---- dataset files (BIDS-style, under dataset.root) ----
-DATASET_FILES = {
-    "mask": "{root}/space-MNI152_desc-brain_mask.nii.gz",
-    "atlas": "{root}/space-MNI152_atlas-{atlas}_dseg.nii.gz",
-    "labels": "{root}/space-MNI152_atlas-{atlas}_dseg.tsv",
-    "bold": "{root}/sub-{subject}/func/sub-{subject}_task-{task}_run-{run}_bold.nii.gz",
-    "trials": "{root}/sub-{subject}/func/sub-{subject}_task-{task}_run-{run}_desc-trials_bold.nii.gz",
-    "events": "{root}/sub-{subject}/func/sub-{subject}_task-{task}_run-{run}_events.tsv",
-    "sidecar": "{root}/sub-{subject}/func/sub-{subject}_task-{task}_run-{run}_bold.json",
-    "confounds": "{root}/sub-{subject}/func/sub-{subject}_task-{task}_run-{run}_desc-confounds_timeseries.tsv",
-}
+# ---- dataset files (found by the reader) ----
+def get_brain_inputs(wildcards):
+    """Files one subject x task preprocessing job reads, named by the reader."""
+    return READER.inputs(wildcards.subject, wildcards.task)
 
 
-def dataset_file(kind, **entities):
-    """Path of one dataset file, from the templates above and the configured root."""
-    return DATASET_FILES[kind].format(
-        root=DATASET["root"], atlas=DATASET["atlas"], **entities
-    )
-
-
-def dataset_files(kind, subject, task):
-    """Paths of one kind of file for every configured run of a subject's task."""
-    return [
-        dataset_file(kind, subject=subject, task=task, run=run) for run in RUNS[task]
-    ]
-
-
-def get_atlas_files(wildcards=None):
-    return {kind: dataset_file(kind) for kind in ("mask", "atlas", "labels")}
+def _flatten(files):
+    for value in files.values():
+        yield from ([value] if isinstance(value, str) else value)
 
 
 def get_dataset_files(wildcards=None):
-    """Every dataset file the configured subjects and tasks read."""
-    files = list(get_atlas_files().values())
-    for subject in SUBJECTS:
-        for task in TASKS:
-            kinds = (
-                ("trials", "events")
-                if task == "concepts"
-                else ("bold", "sidecar", "confounds")
-            )
-            for kind in kinds:
-                files += dataset_files(kind, subject, task)
-    return files
+    """Every dataset file the configured subjects and tasks read (deduplicated, sorted)."""
+    return sorted(
+        {f for s in SUBJECTS for t in TASKS for f in _flatten(READER.inputs(s, t))}
+        - set(get_stimulus_files())
+    )
 
 
 # ---- stimuli ----
@@ -97,72 +92,84 @@ STIMULUS_TABLES = {
 }
 
 
+def stimulus_tables(stimset):
+    spec = FEATURE_SETS[stimset]
+    return [f"{spec['stimuli']}/{name}" for name in STIMULUS_TABLES[spec["kind"]]]
+
+
 def get_stimulus_tables(wildcards):
-    return [f"{STIMULI}/{name}" for name in STIMULUS_TABLES[wildcards.task]]
+    return stimulus_tables(wildcards.stimset)
 
 
 def get_model_spec(wildcards):
     return config["models"][wildcards.model]
 
 
+def features_path(task, model, condition):
+    """The feature file a task's analyses read: its stimulus set's extraction."""
+    return rules.extract_features.output.features.format(
+        model=model, condition=condition, stimset=FEATURE_SET_OF[task]
+    )
+
+
+def get_task_features(wildcards):
+    return features_path(wildcards.task, wildcards.model, wildcards.condition)
+
+
 # ---- synthetic dataset ----
 def get_generator_features(wildcards=None):
     """Feature files of the models that drive the synthetic dataset's ROIs."""
     return {
-        f"{roi}_{task}": rules.extract_features.output.features.format(task=task, **gen)
+        f"{roi}_{task}": features_path(task, gen["model"], gen["condition"])
         for roi, gen in config["demo"]["generators"].items()
         for task in TASKS
     }
 
 
-# ---- preprocessing ----
-def get_naturalistic_inputs(wildcards):
-    files = {
-        kind: dataset_files(kind, wildcards.subject, "naturalistic")
-        for kind in ("bold", "sidecar", "confounds")
-    }
-    return {**files, **get_atlas_files(), "runs": f"{STIMULI}/naturalistic/runs.tsv"}
-
-
-def get_concept_inputs(wildcards):
-    files = {
-        kind: dataset_files(kind, wildcards.subject, "concepts")
-        for kind in ("trials", "events")
-    }
-    return {**files, **get_atlas_files(), "concepts": f"{STIMULI}/concepts.tsv"}
-
-
 # ---- analysis targets ----
-def model_condition_paths(template, **fixed):
-    """Expand ``template`` over every subject and (model, condition) pair."""
+def analysis_paths(template, tasks=None, **fixed):
+    """Expand ``template`` over every subject and (task, model, condition) analysis."""
     return [
-        template.format(subject=subject, model=model, condition=cond, **fixed)
+        template.format(
+            subject=subject, task=task, model=model, condition=cond, **fixed
+        )
         for subject in SUBJECTS
-        for model, cond in model_conditions(config)
+        for task, model, cond in ANALYSES
+        if tasks is None or task in tasks
     ]
 
 
 def get_encoding_tables(wildcards=None):
-    return [
-        p
-        for task in TASKS
-        for p in model_condition_paths(rules.fit_encoding.output.rois, task=task)
-    ]
+    return analysis_paths(rules.fit_encoding.output.rois)
 
 
 def get_encoding_maps(wildcards):
-    return model_condition_paths(rules.fit_encoding.output.map, task=wildcards.task)
+    return analysis_paths(rules.fit_encoding.output.map, tasks=[wildcards.task])
 
 
 def get_encoding_sidecars(wildcards):
-    return model_condition_paths(rules.fit_encoding.output.sidecar, task=wildcards.task)
+    return analysis_paths(rules.fit_encoding.output.sidecar, tasks=[wildcards.task])
 
 
-def get_model_rdms(wildcards=None):
+def task_model_conditions(task):
+    return [(m, c) for t, m, c in ANALYSES if t == task]
+
+
+def get_model_rdms(wildcards):
     return [
-        rules.compute_model_rdms.output.rdms.format(model=model, condition=cond)
-        for model, cond in model_conditions(config)
+        rules.compute_model_rdms.output.rdms.format(
+            model=model, condition=cond, stimset=FEATURE_SET_OF[wildcards.task]
+        )
+        for model, cond in task_model_conditions(wildcards.task)
     ]
+
+
+def get_task_model_rdms(wildcards):
+    return rules.compute_model_rdms.output.rdms.format(
+        model=wildcards.model,
+        condition=wildcards.condition,
+        stimset=FEATURE_SET_OF[wildcards.task],
+    )
 
 
 def get_figures(wildcards=None):
@@ -174,14 +181,8 @@ def get_tables(wildcards=None):
 
 
 def get_feature_files(wildcards=None):
-    return [
-        rules.extract_features.output.features.format(
-            model=model, condition=cond, task=task
-        )
-        for model, cond in model_conditions(config)
-        for task in TASKS
-    ]
+    return sorted({features_path(t, m, c) for t, m, c in ANALYSES})
 
 
 def get_stimulus_files(wildcards=None):
-    return [f"{STIMULI}/{name}" for task in TASKS for name in STIMULUS_TABLES[task]]
+    return sorted({f for stimset in FEATURE_SETS for f in stimulus_tables(stimset)})

@@ -18,15 +18,20 @@ if JOINT_MODELS:
 
 
 # Paths of the rules' outputs, expanded here for the group rules and the bundle.
-FEATURES = "results/features/model-{model}/cond-{condition}/model-{model}_cond-{condition}_task-{task}_features.safetensors"
-ENCODING_MAP = "results/encoding/sub-{subject}/task-{task}/sub-{subject}_task-{task}_model-{model}_cond-{condition}_stat-r_statmap.nii.gz"
+ENCODING_MAP = (
+    "results/encoding/sub-{subject}/task-{task}/sub-{subject}_task-{task}_model-{model}_cond-{condition}_stat-r_statmap"
+    + MAP_EXT
+)
 ENCODING_ROIS = "results/encoding/sub-{subject}/task-{task}/sub-{subject}_task-{task}_model-{model}_cond-{condition}_rois.parquet"
 JOINT_ROIS = "results/encoding/sub-{subject}/task-{task}/sub-{subject}_task-{task}_joint-{joint}_rois.parquet"
 BEST_LAYER_FOLDS = "results/encoding/sub-{subject}/task-{task}/sub-{subject}_task-{task}_model-{model}_cond-{condition}_desc-bestlayer_folds.parquet"
 # The feature file of every space of each joint model, per task: {joint: {task: [paths]}}.
 JOINT_FEATURES = {
     name: {
-        task: [FEATURES.format(task=task, **space) for space in joint["spaces"]]
+        task: [
+            features_path(task, space["model"], space["condition"])
+            for space in joint["spaces"]
+        ]
         for task in TASKS
     }
     for name, joint in JOINT_MODELS.items()
@@ -34,14 +39,7 @@ JOINT_FEATURES = {
 JOINT_TABLES = expand(
     JOINT_ROIS, subject=SUBJECTS, task=TASKS, joint=list(JOINT_MODELS)
 )
-BEST_LAYER_TABLES = [
-    BEST_LAYER_FOLDS.format(
-        subject=subject, task=task, model=model, condition=condition
-    )
-    for subject in SUBJECTS
-    for task in TASKS
-    for model, condition in model_conditions(config)
-]
+BEST_LAYER_TABLES = analysis_paths(BEST_LAYER_FOLDS)
 
 
 # One job per subject x task x model x condition fits every layer (a job per layer spent
@@ -49,10 +47,10 @@ BEST_LAYER_TABLES = [
 rule fit_encoding:
     input:
         brain="results/preprocess/sub-{subject}/sub-{subject}_task-{task}_desc-preproc_bold.safetensors",
-        features=FEATURES,
+        features=get_task_features,
     output:
         map=ENCODING_MAP,
-        sidecar=ENCODING_MAP.replace(".nii.gz", ".json"),
+        sidecar=ENCODING_MAP.replace(MAP_EXT, ".json"),
         voxels="results/encoding/sub-{subject}/task-{task}/sub-{subject}_task-{task}_model-{model}_cond-{condition}_voxels.parquet",
         rois=ENCODING_ROIS,
         best_layer=BEST_LAYER_FOLDS,
@@ -81,7 +79,8 @@ rule fit_joint_encoding:
         brain="results/preprocess/sub-{subject}/sub-{subject}_task-{task}_desc-preproc_bold.safetensors",
         features=lookup(dpath="{joint}/{task}", within=JOINT_FEATURES),
     output:
-        map="results/encoding/sub-{subject}/task-{task}/sub-{subject}_task-{task}_joint-{joint}_stat-r_statmap.nii.gz",
+        map="results/encoding/sub-{subject}/task-{task}/sub-{subject}_task-{task}_joint-{joint}_stat-r_statmap"
+        + MAP_EXT,
         voxels="results/encoding/sub-{subject}/task-{task}/sub-{subject}_task-{task}_joint-{joint}_voxels.parquet",
         rois=JOINT_ROIS,
     log:

@@ -1,4 +1,6 @@
-# Per-model feature extraction: layer-wise hidden states under each input condition.
+# Per-model feature extraction: layer-wise hidden states under each input condition, once
+# per stimulus set (the feature file's task entity: concepts, naturalistic, or a task with
+# stimuli of its own), shared by every brain task that shows those stimuli.
 from brainalign.features.conditions import noise_table_input
 
 
@@ -25,11 +27,11 @@ rule extract_features:
         tables=get_stimulus_tables,
         noise=noise_table_input(config["models"], rules.make_noise_images.output.table),
     output:
-        features="results/features/model-{model}/cond-{condition}/model-{model}_cond-{condition}_task-{task}_features.safetensors",
+        features="results/features/model-{model}/cond-{condition}/model-{model}_cond-{condition}_task-{stimset}_features.safetensors",
     log:
-        "results/logs/extract_features/model-{model}_cond-{condition}_task-{task}.log",
+        "results/logs/extract_features/model-{model}_cond-{condition}_task-{stimset}.log",
     benchmark:
-        "results/benchmarks/extract_features/model-{model}_cond-{condition}_task-{task}.tsv"
+        "results/benchmarks/extract_features/model-{model}_cond-{condition}_task-{stimset}.tsv"
     conda:
         "../../envs/features.yaml"
     container:
@@ -40,7 +42,7 @@ rule extract_features:
         runtime=60,
     params:
         spec=get_model_spec,
-        stimuli=STIMULI,
+        stimset=lookup(dpath="{stimset}", within=FEATURE_SETS),
         seed=SEED,
     script:
         "../scripts/extract_features.py"

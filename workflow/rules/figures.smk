@@ -69,5 +69,6 @@ rule plot_encoding_maps:
         f"{workflow.basedir}/containers/figures.sif"
     params:
         figures=config["figures"],
+        surface=SURFACE,
     script:
         "../scripts/plot_encoding_maps.py"

@@ -1,36 +1,29 @@
-# Per-subject preprocessing with nilearn: masking, cleaning, per-run z-scoring.
+# Per-subject preprocessing, one rule for every dataset format: the reader of
+# dataset.format (brainalign.datasets registry) turns a subject's task into the labelled
+# representation every analysis reads (concept patterns or cleaned time series, over
+# voxels or vertices, with ROI labels).
 
 
-rule clean_bold:
+rule preprocess_brain:
     input:
-        unpack(get_naturalistic_inputs),
+        unpack(get_brain_inputs),
     output:
-        bold="results/preprocess/sub-{subject}/sub-{subject}_task-naturalistic_desc-preproc_bold.safetensors",
+        brain="results/preprocess/sub-{subject}/sub-{subject}_task-{task}_desc-preproc_bold.safetensors",
     log:
-        "results/logs/clean_bold/sub-{subject}.log",
+        "results/logs/preprocess_brain/sub-{subject}_task-{task}.log",
+    benchmark:
+        "results/benchmarks/preprocess_brain/sub-{subject}_task-{task}.tsv"
     conda:
         "../../envs/preprocess.yaml"
     container:
         f"{workflow.basedir}/containers/preprocess.sif"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
     params:
+        dataset=DATASET,
+        stimuli=STIMULI,
         preprocess=config["preprocess"],
-        runs=RUNS["naturalistic"],
     script:
-        "../scripts/clean_bold.py"
-
-
-rule average_concept_patterns:
-    input:
-        unpack(get_concept_inputs),
-    output:
-        patterns="results/preprocess/sub-{subject}/sub-{subject}_task-concepts_desc-preproc_bold.safetensors",
-    log:
-        "results/logs/average_concept_patterns/sub-{subject}.log",
-    conda:
-        "../../envs/preprocess.yaml"
-    container:
-        f"{workflow.basedir}/containers/preprocess.sif"
-    params:
-        runs=RUNS["concepts"],
-    script:
-        "../scripts/average_concept_patterns.py"
+        "../scripts/preprocess_brain.py"

@@ -1,8 +1,11 @@
-# Representational similarity analysis of the concept task: RDMs, per-subject scores, group
-# inference (permutation tests, noise ceilings, bootstrap, held-out layer selection), figures.
-RSA_BRAIN = "results/rsa/sub-{subject}/sub-{subject}_task-concepts_rdms.safetensors"
-RSA_UNIT = "results/rsa/model-{model}/model-{model}_cond-{condition}_{name}.parquet"
-RSA_ROI = "results/rsa/roi-{roi}/roi-{roi}_{name}.parquet"
+# Representational similarity analysis of every task with one pattern per stimulus (kinds
+# concepts and events): RDMs, per-subject scores, group inference (permutation tests,
+# noise ceilings, bootstrap, held-out layer selection), figures. Every path carries the
+# task; model RDMs belong to the stimulus set, shared by the tasks that show it.
+RSA_BRAIN = "results/rsa/sub-{subject}/sub-{subject}_task-{task}_rdms.safetensors"
+RSA_UNIT = "results/rsa/task-{task}/model-{model}/task-{task}_model-{model}_cond-{condition}_{name}.parquet"
+RSA_ROI = "results/rsa/task-{task}/roi-{roi}/task-{task}_roi-{roi}_{name}.parquet"
+RSA_GROUP_TABLE = "results/group/rsa_task-{task}_{name}.parquet"
 RSA_GROUP = [
     "subjects",
     "group",
@@ -12,24 +15,44 @@ RSA_GROUP = [
     "pairwise",
     "brain_rdms",
 ]
-RSA_BRAIN_RDMS = expand(RSA_BRAIN, subject=SUBJECTS)
-RSA_MODEL_CONDITIONS = model_conditions(config)
-if "concepts" in TASKS:
-    BUNDLE_TABLES += expand("results/group/rsa_{name}.parquet", name=RSA_GROUP)
-    BUNDLE_FIGURES += expand(
-        "results/figures/{name}.{ext}",
-        name=["rdms", "rsa_layer_profiles", "rsa_model_comparison"],
-        ext=FORMATS,
-    )
+RSA_FIGURES = ["rdms", "rsa_layer_profiles", "rsa_model_comparison"]
+BUNDLE_TABLES += expand(RSA_GROUP_TABLE, task=CONCEPT_TASKS, name=RSA_GROUP)
+BUNDLE_FIGURES += expand(
+    "results/figures/{name}_task-{task}.{ext}",
+    name=RSA_FIGURES,
+    task=CONCEPT_TASKS,
+    ext=FORMATS,
+)
+
+
+def rsa_brain_rdms(wildcards):
+    return expand(RSA_BRAIN, subject=SUBJECTS, task=wildcards.task)
+
+
+def rsa_unit_tables(name):
+    def get(wildcards):
+        return [
+            RSA_UNIT.format(task=wildcards.task, model=m, condition=c, name=name)
+            for m, c in task_model_conditions(wildcards.task)
+        ]
+
+    return get
+
+
+def rsa_roi_tables(name):
+    def get(wildcards):
+        return expand(RSA_ROI, task=wildcards.task, roi=ROIS, name=name)
+
+    return get
 
 
 rule compute_brain_rdms:
     input:
-        patterns="results/preprocess/sub-{subject}/sub-{subject}_task-concepts_desc-preproc_bold.safetensors",
+        patterns="results/preprocess/sub-{subject}/sub-{subject}_task-{task}_desc-preproc_bold.safetensors",
     output:
         rdms=RSA_BRAIN,
     log:
-        "results/logs/compute_brain_rdms/sub-{subject}.log",
+        "results/logs/compute_brain_rdms/sub-{subject}_task-{task}.log",
     conda:
         "../../envs/rsa.yaml"
     container:
@@ -43,11 +66,11 @@ rule compute_brain_rdms:
 
 rule compute_model_rdms:
     input:
-        features="results/features/model-{model}/cond-{condition}/model-{model}_cond-{condition}_task-concepts_features.safetensors",
+        features=rules.extract_features.output.features,
     output:
-        rdms="results/rsa/model-{model}/model-{model}_cond-{condition}_rdms.safetensors",
+        rdms="results/rsa/model-{model}/model-{model}_cond-{condition}_task-{stimset}_rdms.safetensors",
     log:
-        "results/logs/compute_model_rdms/model-{model}_cond-{condition}.log",
+        "results/logs/compute_model_rdms/model-{model}_cond-{condition}_task-{stimset}.log",
     conda:
         "../../envs/rsa.yaml"
     container:
@@ -60,15 +83,15 @@ rule compute_model_rdms:
 
 rule compute_rsa:
     input:
-        brain=RSA_BRAIN_RDMS,
-        model="results/rsa/model-{model}/model-{model}_cond-{condition}_rdms.safetensors",
+        brain=rsa_brain_rdms,
+        model=get_task_model_rdms,
     output:
-        scores="results/rsa/model-{model}/model-{model}_cond-{condition}_scores.parquet",
-        permutation="results/rsa/model-{model}/model-{model}_cond-{condition}_permutation.parquet",
+        scores=RSA_UNIT.replace("{name}", "scores"),
+        permutation=RSA_UNIT.replace("{name}", "permutation"),
     log:
-        "results/logs/compute_rsa/model-{model}_cond-{condition}.log",
+        "results/logs/compute_rsa/task-{task}_model-{model}_cond-{condition}.log",
     benchmark:
-        "results/benchmarks/compute_rsa/model-{model}_cond-{condition}.tsv"
+        "results/benchmarks/compute_rsa/task-{task}_model-{model}_cond-{condition}.tsv"
     conda:
         "../../envs/rsa.yaml"
     container:
@@ -86,18 +109,17 @@ rule compute_rsa:
 
 rule infer_rsa:
     input:
-        brain=RSA_BRAIN_RDMS,
+        brain=rsa_brain_rdms,
         models=get_model_rdms,
     output:
-        layers="results/rsa/roi-{roi}/roi-{roi}_layers.parquet",
-        ceiling="results/rsa/roi-{roi}/roi-{roi}_ceiling.parquet",
-        selected="results/rsa/roi-{roi}/roi-{roi}_selected.parquet",
-        models="results/rsa/roi-{roi}/roi-{roi}_models.parquet",
-        pairwise="results/rsa/roi-{roi}/roi-{roi}_pairwise.parquet",
+        **{
+            name: RSA_ROI.replace("{name}", name)
+            for name in ("layers", "ceiling", "selected", "models", "pairwise")
+        },
     log:
-        "results/logs/infer_rsa/roi-{roi}.log",
+        "results/logs/infer_rsa/task-{task}_roi-{roi}.log",
     benchmark:
-        "results/benchmarks/infer_rsa/roi-{roi}.tsv"
+        "results/benchmarks/infer_rsa/task-{task}_roi-{roi}.tsv"
     conda:
         "../../envs/rsa.yaml"
     container:
@@ -115,30 +137,18 @@ rule infer_rsa:
 
 rule summarize_rsa:
     input:
-        scores=[
-            RSA_UNIT.format(model=m, condition=c, name="scores")
-            for m, c in RSA_MODEL_CONDITIONS
-        ],
-        permutation=[
-            RSA_UNIT.format(model=m, condition=c, name="permutation")
-            for m, c in RSA_MODEL_CONDITIONS
-        ],
-        layers=expand(RSA_ROI, roi=ROIS, name="layers"),
-        ceiling=expand(RSA_ROI, roi=ROIS, name="ceiling"),
-        selected=expand(RSA_ROI, roi=ROIS, name="selected"),
-        models=expand(RSA_ROI, roi=ROIS, name="models"),
-        pairwise=expand(RSA_ROI, roi=ROIS, name="pairwise"),
-        brain=RSA_BRAIN_RDMS,
+        scores=rsa_unit_tables("scores"),
+        permutation=rsa_unit_tables("permutation"),
+        layers=rsa_roi_tables("layers"),
+        ceiling=rsa_roi_tables("ceiling"),
+        selected=rsa_roi_tables("selected"),
+        models=rsa_roi_tables("models"),
+        pairwise=rsa_roi_tables("pairwise"),
+        brain=rsa_brain_rdms,
     output:
-        subjects="results/group/rsa_subjects.parquet",
-        group="results/group/rsa_group.parquet",
-        ceiling="results/group/rsa_ceiling.parquet",
-        selected="results/group/rsa_selected.parquet",
-        models="results/group/rsa_models.parquet",
-        pairwise="results/group/rsa_pairwise.parquet",
-        brain_rdms="results/group/rsa_brain_rdms.parquet",
+        **{name: RSA_GROUP_TABLE.replace("{name}", name) for name in RSA_GROUP},
     log:
-        "results/logs/summarize_rsa.log",
+        "results/logs/summarize_rsa/task-{task}.log",
     conda:
         "../../envs/rsa.yaml"
     container:
@@ -151,16 +161,16 @@ rule summarize_rsa:
 
 rule plot_rsa_rdms:
     input:
-        brain="results/group/rsa_brain_rdms.parquet",
+        brain=RSA_GROUP_TABLE.replace("{name}", "brain_rdms"),
         models=get_model_rdms,
     output:
         figures=report(
-            expand("results/figures/rdms.{ext}", ext=FORMATS),
+            expand("results/figures/rdms_task-{{task}}.{ext}", ext=FORMATS),
             caption="../report/rdms.rst",
             category="RDMs",
         ),
     log:
-        "results/logs/plot_rsa_rdms.log",
+        "results/logs/plot_rsa_rdms/task-{task}.log",
     conda:
         "../../envs/figures.yaml"
     container:
@@ -173,16 +183,16 @@ rule plot_rsa_rdms:
 
 rule plot_rsa_layer_profiles:
     input:
-        group="results/group/rsa_group.parquet",
-        ceiling="results/group/rsa_ceiling.parquet",
+        group=RSA_GROUP_TABLE.replace("{name}", "group"),
+        ceiling=RSA_GROUP_TABLE.replace("{name}", "ceiling"),
     output:
         figures=report(
-            expand("results/figures/rsa_layer_profiles.{ext}", ext=FORMATS),
+            expand("results/figures/rsa_layer_profiles_task-{{task}}.{ext}", ext=FORMATS),
             caption="../report/rsa_layer_profiles.rst",
             category="Layer profiles",
         ),
     log:
-        "results/logs/plot_rsa_layer_profiles.log",
+        "results/logs/plot_rsa_layer_profiles/task-{task}.log",
     conda:
         "../../envs/figures.yaml"
     container:
@@ -195,17 +205,17 @@ rule plot_rsa_layer_profiles:
 
 rule plot_rsa_model_comparison:
     input:
-        models="results/group/rsa_models.parquet",
-        pairwise="results/group/rsa_pairwise.parquet",
-        ceiling="results/group/rsa_ceiling.parquet",
+        models=RSA_GROUP_TABLE.replace("{name}", "models"),
+        pairwise=RSA_GROUP_TABLE.replace("{name}", "pairwise"),
+        ceiling=RSA_GROUP_TABLE.replace("{name}", "ceiling"),
     output:
         figures=report(
-            expand("results/figures/rsa_model_comparison.{ext}", ext=FORMATS),
+            expand("results/figures/rsa_model_comparison_task-{{task}}.{ext}", ext=FORMATS),
             caption="../report/rsa_model_comparison.rst",
             category="Model comparison",
         ),
     log:
-        "results/logs/plot_rsa_model_comparison.log",
+        "results/logs/plot_rsa_model_comparison/task-{task}.log",
     conda:
         "../../envs/figures.yaml"
     container:

@@ -12,8 +12,8 @@ with log_to_file(snakemake.log[0]):
     spec = ModelSpec.from_config(snakemake.wildcards.model, snakemake.params.spec, seed=snakemake.params.seed)
     extract_features_file(
         spec,
-        snakemake.params.stimuli,
-        task=snakemake.wildcards.task,
+        snakemake.params.stimset["stimuli"],
+        task=snakemake.params.stimset["kind"],
         condition=snakemake.wildcards.condition,
         out=snakemake.output.features,
         noise_dir=Path(snakemake.input.noise[0]).parent if snakemake.input.noise else None,

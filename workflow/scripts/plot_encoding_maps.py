@@ -1,12 +1,24 @@
-"""Rule plot_encoding_maps: subject-average r maps of each model/condition at its deepest layer."""
+"""Rule plot_encoding_maps: subject-average r maps of each model/condition at its deepest layer
+(slices of the MNI brain for volumes, the inflated fsaverage surface for vertices)."""
 from brainalign.figures import plot_encoding_maps
+from brainalign.figures_surface import plot_surface_maps
 from brainalign.logs import log_to_file
-from brainalign.pipeline import group_maps_by_unit
+from brainalign.pipeline import group_maps_by_unit, group_surface_maps_by_unit
 
 with log_to_file(snakemake.log[0]):
-    plot_encoding_maps(
-        group_maps_by_unit(snakemake.input.maps, deepest_only=True),
-        paths=snakemake.output.figures,
-        title=f"held-out r, task {snakemake.wildcards.task}",
-        dpi=snakemake.params.figures["dpi"],
-    )
+    title = f"held-out r, task {snakemake.wildcards.task}"
+    if snakemake.params.surface:
+        plot_surface_maps(
+            group_surface_maps_by_unit(snakemake.input.maps, deepest_only=True),
+            snakemake.output.figures,
+            threshold=0.05,
+            title=title,
+            dpi=snakemake.params.figures["dpi"],
+        )
+    else:
+        plot_encoding_maps(
+            group_maps_by_unit(snakemake.input.maps, deepest_only=True),
+            paths=snakemake.output.figures,
+            title=title,
+            dpi=snakemake.params.figures["dpi"],
+        )

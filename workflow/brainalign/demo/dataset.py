@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
+from ..datasets.naming import demo_files, demo_shared_files
 from ..io import load_arrays, save_arrays, save_nifti, sha256_file, write_json, write_table
 from ._checks import check_positive_float, check_positive_int, check_seed
 from .brain import make_demo_brain
@@ -45,8 +46,6 @@ logger = logging.getLogger(__name__)
 
 _TASKS = ("concepts", "naturalistic")
 _STREAMS = {"weights": 0, "concepts": 1, "naturalistic": 2}
-_ATLAS = "space-MNI152_atlas-demo_dseg"
-_MASK = "space-MNI152_desc-brain_mask.nii.gz"
 _SIGNAL_DEFINITION = (
     "standardised layer features x Gaussian voxel weights (with a shared rank-3 part), "
     "HRF-convolved for the naturalistic task, scaled to variance snr (noise variance 1); "
@@ -274,20 +273,20 @@ def _volume(values: np.ndarray, mask: np.ndarray, affine: np.ndarray, zoom_t: fl
 
 
 def _write_concepts(out, sub, sim, mask, affine) -> None:
-    func = out / f"sub-{sub}" / "func"
-    for run, (events, values) in enumerate(sim["runs"], start=1):
-        stem = f"sub-{sub}_task-concepts_run-{run}"
-        save_nifti(_volume(values, mask, affine, 1.0), func / f"{stem}_desc-trials_bold.nii.gz")
-        write_table(events, func / f"{stem}_events.tsv")
+    runs = list(range(1, len(sim["runs"]) + 1))
+    files = demo_files(str(out), sub, "concepts", "concepts", runs)
+    for k, (events, values) in enumerate(sim["runs"]):
+        save_nifti(_volume(values, mask, affine, 1.0), files["bold"][k])
+        write_table(events, files["events"][k])
 
 
 def _write_naturalistic(out, sub, sim, mask, affine, tr) -> None:
-    func = out / f"sub-{sub}" / "func"
-    for label, bold, confounds in sim["runs"]:
-        stem = f"sub-{sub}_task-naturalistic_run-{label}"
-        save_nifti(_volume(bold, mask, affine, tr), func / f"{stem}_bold.nii.gz")
-        write_json({"RepetitionTime": tr, "TaskName": "naturalistic"}, func / f"{stem}_bold.json")
-        write_table(confounds, func / f"{stem}_desc-confounds_timeseries.tsv")
+    labels = [label for label, _, _ in sim["runs"]]
+    files = demo_files(str(out), sub, "naturalistic", "naturalistic", labels)
+    for k, (_, bold, confounds) in enumerate(sim["runs"]):
+        save_nifti(_volume(bold, mask, affine, tr), files["bold"][k])
+        write_json({"RepetitionTime": tr, "TaskName": "naturalistic"}, files["sidecar"][k])
+        write_table(confounds, files["confounds"][k])
 
 
 def _write_truth_arrays(out, sub, task, signal, roi_of_voxel, ijk, loaded, rois, snr) -> None:
@@ -353,10 +352,11 @@ def _write_ground_truth(out: Path, loaded: dict, rois: dict, params: dict) -> No
 
 def _write_brain(out: Path, mask_img, atlas_img, rois: dict[str, int]):
     """Mask, atlas and labels; returns (mask, affine, roi_of_voxel, ijk, rois)."""
-    save_nifti(mask_img, out / _MASK)
-    save_nifti(atlas_img, out / f"{_ATLAS}.nii.gz")
+    shared = demo_shared_files(str(out), "demo")
+    save_nifti(mask_img, shared["mask"])
+    save_nifti(atlas_img, shared["atlas"])
     write_table(
-        pd.DataFrame({"index": list(rois.values()), "name": list(rois)}), out / f"{_ATLAS}.tsv"
+        pd.DataFrame({"index": list(rois.values()), "name": list(rois)}), shared["labels"]
     )
     mask = np.asarray(mask_img.dataobj) > 0
     roi_of_voxel = np.asarray(atlas_img.dataobj)[mask].astype(np.int64)

@@ -17,7 +17,9 @@ import pandas as pd
 
 from .. import io
 from ..labels import joint_space_name
-from ..pipeline import map_sidecar, match_features, roi_summary, unmask
+from ..datasets.units import roi_mask
+from ..pipeline import kept_rows, map_image, map_sidecar, match_features, roi_summary, save_map
+from .delays import make_delays
 from .banded import variance_partition
 from .ceiling import noise_ceiling, normalise_scores
 from .ridge import EncodingResult, fit_encoding
@@ -53,11 +55,39 @@ def load_brain(
         Every array of the file (``roi``, ``ijk``, ``patterns_by_run``...).
     """
     arrays, meta = io.load_arrays(path)
-    concepts = meta["task"] == "concepts"
+    concepts = meta["kind"] == "concepts"
     Y = arrays["patterns"] if concepts else arrays["bold"]
     groups = np.arange(Y.shape[0]) if concepts else arrays["run"]
-    meta.update(n_samples=Y.shape[0], kind="concepts" if concepts else "timeseries")
+    meta.update(n_samples=Y.shape[0])
     return np.asarray(Y, dtype=np.float32), groups, meta, arrays
+
+
+def roi_masks(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Membership of every ROI of the brain data (ROIs may overlap), by name."""
+    return {name: roi_mask(arrays, meta, name) for name in meta["rois"]}
+
+
+def design_matrices(
+    matrices: Mapping[Any, np.ndarray],
+    arrays: Mapping[str, np.ndarray],
+    meta: Mapping[str, Any],
+    params: Mapping[str, Any],
+) -> tuple[dict[Any, np.ndarray], dict[str, Any]]:
+    """Feature matrices (from :func:`match_features`) in the brain data's rows, and the
+    encoding parameters to fit them with.
+
+    When the reader dropped volumes (non-steady-state, scrubbing), the FIR delays are
+    applied over every acquired TR of each run first and the kept rows taken after, so a
+    delayed feature is never shifted across a dropped volume; the fit then uses delay 0.
+    """
+    rows = kept_rows(arrays, meta) if meta["kind"] == "timeseries" else None
+    if rows is None:
+        return dict(matrices), dict(params)
+    acquired = np.repeat(np.asarray(meta["runs"]), meta["n_volumes"])
+    logger.info("%d of %d acquired TRs kept: delays %s applied before dropping volumes",
+                rows.size, acquired.size, list(params["delays"]))
+    delayed = {key: make_delays(x, params["delays"], acquired)[rows] for key, x in matrices.items()}
+    return delayed, {**params, "delays": [0]}
 
 
 def _fit_kwargs(
@@ -126,10 +156,14 @@ def run_fit_encoding(
         raise ValueError(f"'layers' must be distinct layer indices; got {layers}")
     Y, groups, meta, arrays = load_brain(brain_path)
     features, fmeta = io.load_arrays(features_path)
-    candidates = {
-        layer: match_features(features, fmeta, meta, layer, features_path) for layer in layers
-    }
+    candidates, params = design_matrices(
+        {layer: match_features(features, fmeta, meta, layer, features_path) for layer in layers},
+        arrays,
+        meta,
+        params,
+    )
     kind = meta["kind"]
+    masks = roi_masks(arrays, meta)
     kwargs = _fit_kwargs(params, kind, groups, seed)
     labels = {
         "subject": meta["subject"],
@@ -145,17 +179,17 @@ def run_fit_encoding(
         significance = _significance(result, X, Y, kind, groups, params, seed)
         voxels = _voxel_table(result, arrays, significance, params, ceiling)
         voxel_tables.append(voxels.assign(**labels, layer=layer))
-        roi_tables.append(_roi_table(voxels, meta["rois"]).assign(**labels, layer=layer))
+        roi_tables.append(_roi_table(voxels, masks).assign(**labels, layer=layer))
         maps.append(result.r.astype(np.float32))
         for row in roi_tables[-1].itertuples():
             logger.info(
                 "layer %d, ROI %s: mean held-out r = %.3f, %d of %d voxels significant (q <= %g)",
                 *(layer, row.roi, row.mean_r, row.n_significant, row.n_voxels, params["fdr_q"]),
             )
-    rois = {name: arrays["roi"] == index for name, index in meta["rois"].items()}
-    best = select_layer_from_fits(fits, rois).assign(**labels)
+    best = select_layer_from_fits(fits, masks).assign(**labels)
     roi_table = pd.concat(roi_tables, ignore_index=True)
-    io.save_nifti(unmask(np.stack(maps, axis=1), arrays["ijk"], meta), out_map)
+    names = [f"layer-{layer:02d}" for layer in layers]
+    save_map(map_image(np.stack(maps, axis=1), arrays, meta, names), out_map)
     io.write_json(
         {**labels, "layers": layers, "measure": "held-out Pearson r, one volume per layer"},
         map_sidecar(out_map),
@@ -229,12 +263,12 @@ def _edge_share(alpha: np.ndarray, grid: Sequence[float]) -> np.ndarray:
     return edge.mean(axis=0)
 
 
-def _roi_table(voxels: pd.DataFrame, rois: Mapping[str, int]) -> pd.DataFrame:
+def _roi_table(voxels: pd.DataFrame, rois: Mapping[str, np.ndarray]) -> pd.DataFrame:
     """The shared ROI summary plus significance, ceiling and alpha-edge columns."""
     base = roi_summary(voxels, rois)
     extra = []
-    for name, index in rois.items():
-        sel = voxels[voxels["roi_index"] == index]
+    for name, mask in rois.items():
+        sel = voxels[mask]
         extra.append(
             {
                 "n_significant": int(sel["significant"].sum()),
@@ -305,6 +339,8 @@ def run_fit_joint_encoding(
             )
         Xs.append(match_features(features, fmeta, meta, space["layer"], path))
         names.append(joint_space_name(space))
+    Xs, params = design_matrices(dict(enumerate(Xs)), arrays, meta, params)
+    Xs = [Xs[i] for i in range(len(names))]
     kwargs = _fit_kwargs(params, meta["kind"], groups, seed)
     result = variance_partition(Xs, Y, names=names, n_iter=params["banded_iterations"], **kwargs)
     columns = {
@@ -319,8 +355,8 @@ def run_fit_joint_encoding(
     columns["shared"] = result.shared
     voxels = pd.DataFrame(columns)
     labels = {"subject": meta["subject"], "task": meta["task"], "joint": joint["name"]}
-    rois = _joint_roi_table(voxels, meta["rois"], names).assign(**labels)
-    io.save_nifti(unmask(result.joint.r.astype(np.float32), arrays["ijk"], meta), out_map)
+    rois = _joint_roi_table(voxels, roi_masks(arrays, meta), names).assign(**labels)
+    save_map(map_image(result.joint.r[:, None], arrays, meta, ["joint_r"]), out_map)
     io.write_table(voxels.assign(**labels), out_voxels)
     io.write_table(rois, out_rois)
     for roi, sub in rois[rois["measure"] == "unique"].groupby("roi", sort=False):
@@ -329,15 +365,15 @@ def run_fit_joint_encoding(
 
 
 def _joint_roi_table(
-    voxels: pd.DataFrame, rois: Mapping[str, int], names: Sequence[str]
+    voxels: pd.DataFrame, rois: Mapping[str, np.ndarray], names: Sequence[str]
 ) -> pd.DataFrame:
     """Mean of every joint-model measure over each ROI, in long form."""
     measures = [("joint_r", "joint_r", ""), ("joint_r2", "joint_r2", ""), ("shared", "shared", "")]
     measures += [(f"unique_{n}", "unique", n) for n in names]
     measures += [(f"r2_without_{n}", "r2_without", n) for n in names]
     rows = []
-    for roi, index in rois.items():
-        sel = voxels[voxels["roi_index"] == index]
+    for roi, mask in rois.items():
+        sel = voxels[mask]
         for column, measure, space in measures:
             value = float(sel[column].mean()) if len(sel) else np.nan
             rows.append(

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from .. import io
+from ..datasets.units import roi_mask
 from .bootstrap import (
     bootstrap_ci,
     bootstrap_p_zero,
@@ -79,7 +80,7 @@ def _roi_voxels(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], roi: 
             f"ROI '{roi}' is not in the atlas of '{path}' (it has "
             f"{', '.join(meta['rois'])}); fix 'dataset.rois' in the config."
         )
-    voxels = arrays["roi"] == meta["rois"][roi]
+    voxels = roi_mask(arrays, meta, roi)
     if not voxels.any():
         raise ValueError(f"ROI '{roi}' has no voxel in '{path}'; check the atlas and mask.")
     return voxels
@@ -446,15 +447,16 @@ def summarize_rsa(
     pairwise["significant"] = pairwise["q_fdr"] <= fdr_alpha
     tables["pairwise"] = pairwise
     tables["brain_rdms"] = group_brain_rdms(brain_paths, list(tables["ceiling"]["roi"]))
+    task = io.load_arrays(brain_paths[0])[1]["task"]
     for name, table in tables.items():
-        tables[name] = _labels_first(table)
+        tables[name] = _labels_first(table.assign(task=task))
         io.write_table(tables[name], out[name])
     return tables
 
 
 def _labels_first(table: pd.DataFrame) -> pd.DataFrame:
     """The same table with its label columns (ROI, subject, model, ...) first."""
-    labels = [c for c in ("roi", "subject", *UNIT, "model_a", "condition_a", "model_b",
+    labels = [c for c in ("task", "roi", "subject", *UNIT, "model_a", "condition_a", "model_b",
                           "condition_b") if c in table.columns]
     return table[labels + [c for c in table.columns if c not in labels]]
 

@@ -1,0 +1,263 @@
+"""Run time of the ``bids`` reader: one subject x task into the labelled representation.
+
+The geometry (voxels of a brain mask, or vertices of both hemispheres) is loaded once with
+its ROI labels; then each run is read as an array of shape (n_volumes, n_units) and turned
+into what the task's kind needs (see :mod:`brainalign.datasets.bids_reader`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..io import read_json, read_table
+from .registry import DatasetError
+from .units import roi_masks_from_sets
+
+__all__ = ["preprocess_task", "Geometry"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Geometry:
+    """Units of one subject: their labels, and how to read one run onto them."""
+
+    arrays: dict[str, np.ndarray]
+    meta: dict[str, Any]
+    read_run: Callable[[int], np.ndarray]
+    n_runs: int
+    qc: dict[str, Any] = field(default_factory=dict)
+
+
+def _volume_geometry(inputs: Mapping[str, Any], rois: Sequence[str]) -> Geometry:
+    from ..preprocess import load_atlas, mask_run, voxel_labels
+
+    mask_img, atlas_img, labels = load_atlas(inputs["atlas"], inputs["labels"], inputs["mask"])
+    missing = [name for name in rois if name not in labels]
+    if missing:
+        raise DatasetError(
+            f"atlas labels '{inputs['labels']}' have no ROI {missing}; it has "
+            f"{sorted(labels)[:10]}. Fix 'dataset.rois' or the atlas."
+        )
+    roi, ijk = voxel_labels(mask_img, atlas_img)
+    arrays, meta = roi_masks_from_sets({name: roi == labels[name] for name in rois}, len(roi))
+    arrays["ijk"] = ijk
+    meta.update(geometry="volume", affine=mask_img.affine.tolist(), shape=list(mask_img.shape))
+    bold = list(inputs["bold"])
+    return Geometry(arrays, meta, lambda k: mask_run(bold[k], mask_img, inputs["mask"]), len(bold))
+
+
+def _surface_geometry(inputs: Mapping[str, Any], rois: Sequence[str]) -> Geometry:
+    from .surface import load_surface_atlas, load_surface_run
+
+    left, right = list(inputs["bold_L"]), list(inputs["bold_R"])
+    first, geometry = load_surface_run(left[0], right[0])
+    sets = load_surface_atlas({"L": inputs["atlas_L"], "R": inputs["atlas_R"]}, list(rois))
+    arrays, meta = roi_masks_from_sets(sets, first.shape[1])
+    arrays.update(hemi=geometry["hemi"], vertex=geometry["vertex"])
+    meta.update(geometry="surface", n_vertices=geometry["n_vertices"], mesh="fsaverage")
+    n_vertices = geometry["n_vertices"]
+
+    def read_run(k: int) -> np.ndarray:
+        return first if k == 0 else load_surface_run(left[k], right[k], n_vertices=n_vertices)[0]
+
+    return Geometry(arrays, meta, read_run, len(left))
+
+
+def _load_geometry(inputs, surface, rois) -> Geometry:
+    return (_surface_geometry if surface else _volume_geometry)(inputs, rois)
+
+
+# ----------------------------------------------------------------------------- time series
+def _tr(inputs: Mapping[str, Any]) -> float:
+    """The TR from the stimuli's runs.tsv, checked against every BOLD sidecar present."""
+    runs = read_table(inputs["runs"])
+    tr = float(runs["tr"].iloc[0])
+    for sidecar in inputs.get("sidecar", []):
+        found = read_json(sidecar).get("RepetitionTime")
+        if found is not None and not np.isclose(float(found), tr, rtol=1e-3):
+            raise DatasetError(
+                f"RepetitionTime {found} s in '{sidecar}' does not match tr={tr} s of "
+                f"'{inputs['runs']}'; fix naturalistic/runs.tsv or the sidecar."
+            )
+    return tr
+
+
+def _timeseries(geo: Geometry, inputs, params) -> tuple[dict, dict]:
+    from ..preprocess import clean_run
+    from .confounds import select_confounds
+
+    tr = _tr(inputs)
+    blocks, runs, volumes, n_volumes, reports = [], [], [], [], []
+    for k in range(geo.n_runs):
+        data = geo.read_run(k)
+        bold_file = inputs["bold"][k] if "bold" in inputs else inputs["bold_L"][k]
+        conf_file = inputs["confounds"][k] if "confounds" in inputs else None
+        confounds, sample_mask, report = select_confounds(
+            bold_file, params["confounds"], n_volumes=len(data), confounds_file=conf_file
+        )
+        cleaned, qc = clean_run(
+            data,
+            confounds,
+            sample_mask,
+            tr=tr,
+            high_pass=params["high_pass"],
+            detrend=params["detrend"],
+            standardize=params["zscore"],
+            fmriprep_high_pass="high_pass" in report.get("strategy", ()),
+        )
+        kept = np.arange(len(data)) if sample_mask is None else np.asarray(sample_mask)
+        blocks.append(cleaned)
+        runs.append(k + 1)
+        volumes.append(kept)
+        n_volumes.append(len(data))
+        reports.append({**report, **qc, "run": k + 1, "file": str(bold_file)})
+        logger.info("run %d (%s): %d of %d volumes kept, %d confound columns regressed",
+                    k + 1, bold_file, len(kept), len(data), report.get("n_columns", 0))
+    arrays = {
+        **geo.arrays,
+        "bold": np.concatenate(blocks).astype(np.float32),
+        "run": np.repeat(np.array(runs, dtype=np.int32), [len(v) for v in volumes]),
+        "volume": np.concatenate(volumes).astype(np.int32),
+    }
+    meta = {**geo.meta, "kind": "timeseries", "runs": runs, "tr": tr, "n_volumes": n_volumes,
+            "qc": {"runs": reports}}
+    return arrays, meta
+
+
+# ----------------------------------------------------------------------------- concepts
+def _stimuli(inputs) -> list[str]:
+    return [str(c) for c in read_table(inputs["concepts"])["concept"]]
+
+
+def _patterns(trial_sets: list[tuple[np.ndarray, list[str], str]], concepts, zscore) -> tuple:
+    """Per run: z-score trials (optional), average per concept -> (n_runs, n_concepts, n_units)."""
+    from ..preprocess import concept_means
+
+    by_run, counts = [], []
+    for data, labels, source in trial_sets:
+        means, n_trials = concept_means(data, labels, concepts, source, zscore=zscore)
+        by_run.append(means)
+        counts.append(n_trials)
+    repeats = np.sum(counts, axis=0)
+    n_repeats = int(repeats[0]) if (repeats == repeats[0]).all() else repeats.tolist()
+    return np.stack(by_run), n_repeats
+
+
+def _single_trials(geo: Geometry, inputs, params) -> list[tuple[np.ndarray, list[str], str]]:
+    """Single-trial volumes: one volume per events row (column ``concept``)."""
+    column = params.get("betas", {}).get("stimulus_column", "concept")
+    sets = []
+    for k in range(geo.n_runs):
+        events = read_table(inputs["events"][k])
+        data = geo.read_run(k)
+        if column not in events.columns or len(events) != len(data):
+            raise DatasetError(
+                f"events '{inputs['events'][k]}' must have a '{column}' column and one row per "
+                f"volume ({len(data)}); got columns {list(events.columns)} and {len(events)} "
+                "rows. Pass the events file of this run."
+            )
+        sets.append((data, [str(c) for c in events[column]], str(inputs["events"][k])))
+    return sets
+
+
+def _estimated_trials(geo: Geometry, inputs, params) -> list[tuple[np.ndarray, list[str], str]]:
+    """Event-related runs: single-trial betas (LSS / LSA) per run."""
+    from .betas import check_events, estimate_betas
+
+    settings = params["betas"]
+    tr = _run_tr(inputs)
+    sets = []
+    for k in range(geo.n_runs):
+        source = str(inputs["events"][k])
+        events = check_events(read_table(source), source,
+                              stimulus_column=settings["stimulus_column"],
+                              trial_types=settings["trial_types"])
+        betas, trials = estimate_betas(
+            geo.read_run(k), events, tr=tr, method=settings["method"],
+            hrf_model=settings["hrf_model"], drift_model=settings["drift_model"],
+            high_pass=params["high_pass"], stimulus_column=settings["stimulus_column"],
+            trial_types=settings["trial_types"], events_file=source,
+        )
+        logger.info("run %d: %d single-trial betas (%s)", k + 1, len(betas), settings["method"])
+        sets.append((betas, [str(s) for s in trials["stimulus"]], source))
+    return sets
+
+
+def _run_tr(inputs) -> float:
+    """TR of event-related runs, from their sidecars (all equal)."""
+    trs = {float(read_json(s)["RepetitionTime"]) for s in inputs.get("sidecar", [])}
+    if len(trs) != 1:
+        raise DatasetError(
+            f"event-related runs need one RepetitionTime in their sidecars "
+            f"{inputs.get('sidecar', [])}; found {sorted(trs)}. Add the _bold.json sidecars."
+        )
+    return trs.pop()
+
+
+def _concepts(geo: Geometry, inputs, params, trial_sets) -> tuple[dict, dict]:
+    concepts = _stimuli(inputs)
+    stacked, n_repeats = _patterns(trial_sets, concepts, params["zscore"])
+    arrays = {**geo.arrays, "patterns": stacked.mean(axis=0).astype(np.float32),
+              "patterns_by_run": stacked.astype(np.float32)}
+    meta = {**geo.meta, "kind": "concepts", "stimuli": concepts, "runs": list(range(1, len(trial_sets) + 1)),
+            "n_repeats": n_repeats}
+    return arrays, meta
+
+
+def preprocess_task(
+    inputs: Mapping[str, Any],
+    *,
+    subject: str,
+    task: str,
+    kind: str,
+    surface: bool,
+    rois: Sequence[str],
+    params: Mapping[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One subject x task of a BIDS dataset as the labelled representation.
+
+    Parameters
+    ----------
+    inputs : mapping
+        The files of :meth:`BidsReader.inputs`, by name.
+    subject, task : str
+    kind : {"concepts", "events", "naturalistic"}
+    surface : bool
+        Vertices of fsaverage hemispheres rather than voxels of a mask.
+    rois : sequence of str
+        ROI names of the atlas to label.
+    params : mapping
+        The ``preprocess`` section (``zscore`` resolved to a bool).
+
+    Returns
+    -------
+    arrays, meta : dict
+        See :mod:`brainalign.datasets.units`.
+    """
+    geo = _load_geometry(inputs, surface, rois)
+    if kind == "naturalistic":
+        arrays, meta = _timeseries(geo, inputs, params)
+    elif kind == "concepts":
+        arrays, meta = _concepts(geo, inputs, params, _single_trials(geo, inputs, params))
+    elif kind == "events":
+        arrays, meta = _concepts(geo, inputs, params, _estimated_trials(geo, inputs, params))
+    else:
+        raise DatasetError(f"task '{task}' has kind {kind!r}; expected concepts, events or naturalistic")
+    _log_units(arrays, meta, subject, task)
+    return arrays, {**meta, "subject": subject, "task": task}
+
+
+def _log_units(arrays, meta, subject, task) -> None:
+    data = arrays["patterns"] if meta["kind"] == "concepts" else arrays["bold"]
+    logger.info("sub-%s task %s: %s, %d samples x %d %s; ROIs %s", subject, task, meta["kind"],
+                data.shape[0], data.shape[1], "vertices" if meta["geometry"] == "surface" else "voxels",
+                {name: int(((arrays["roi"] == index) if "roi_masks" not in arrays else
+                            arrays["roi_masks"][k]).sum())
+                 for k, (name, index) in enumerate(meta["rois"].items())})
+
