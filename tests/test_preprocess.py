@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import nibabel as nib
@@ -12,12 +13,19 @@ from scipy import stats
 
 from brainalign.demo import make_demo_dataset
 from brainalign.io import load_arrays, save_arrays, write_json, write_table
+from brainalign.datasets.confounds import DEFAULT_CONFOUNDS, select_confounds
+from brainalign.datasets.registry import DatasetError
 from brainalign.preprocess import (
+    clean_run,
+    concept_means,
     cosine_drift,
+    flag_units,
     load_atlas,
+    mask_run,
     preprocess_concepts,
     preprocess_naturalistic,
 )
+from tests._fmriprep_files import MOTION, voxel_plant, write_fmriprep_tree
 
 SHAPE = (7, 8, 9)
 AFFINE = np.array([[3.0, 0, 0, -10], [0, 3.0, 0, -12], [0, 0, 3.0, -8], [0, 0, 0, 1]])
@@ -66,7 +74,7 @@ def tiny(tmp_path_factory) -> dict:
 
 
 def _clean(tiny, **kwargs):
-    kwargs = {"tr": TR, "subject": "01", **kwargs}
+    kwargs = {"tr": TR, "subject": "01", "confounds": CONFOUNDS, **kwargs}
     return preprocess_naturalistic(
         tiny["bold"], tiny["confounds"], tiny["mask"], tiny["atlas"], tiny["labels"], **kwargs
     )
@@ -147,11 +155,29 @@ def test_cosine_drift_counts_and_orthonormality():
     assert np.allclose(drift.T @ drift, np.eye(4))
 
 
-def test_all_confounds_by_default_nan_filled(tiny):
-    default, meta = _clean(tiny)
-    explicit, _ = _clean(tiny, confounds=[*CONFOUNDS, "framewise_displacement"])
-    assert meta["confounds"] is None and np.allclose(default["bold"], explicit["bold"])
-    assert not np.allclose(default["bold"], _clean(tiny, confounds=CONFOUNDS)[0]["bold"])
+def test_default_strategy_is_never_every_column(tiny):
+    """The default (motion, WM/CSF, high-pass) needs fMRIPrep's columns the tiny file lacks."""
+    with pytest.raises(
+        DatasetError,
+        match=r"lacks columns 'trans_y' \(close: trans_x\), 'trans_z' .* "
+        r"and 1 more that config 'preprocess.confounds' \(\{\"strategy\": \[\"motion\"",
+    ):
+        preprocess_naturalistic(
+            tiny["bold"],
+            tiny["confounds"],
+            tiny["mask"],
+            tiny["atlas"],
+            tiny["labels"],
+            tr=TR,
+            subject="01",
+        )
+    listed, meta = _clean(tiny, confounds=[*CONFOUNDS, "framewise_displacement"])
+    assert meta["confounds"] == [*CONFOUNDS, "framewise_displacement"]
+    assert [r["n_columns"] for r in meta["qc"]["runs"]] == [4, 4]
+    assert np.isfinite(
+        listed["bold"]
+    ).all()  # the n/a first row of framewise_displacement is filled
+    assert not np.allclose(listed["bold"], _clean(tiny)[0]["bold"])
 
 
 def test_naturalistic_errors(tiny):
@@ -161,7 +187,7 @@ def test_naturalistic_errors(tiny):
         _clean(tiny, tr=2.0)
     with pytest.raises(
         ValueError,
-        match=r"confounds '.*run-1_desc-confounds_timeseries.tsv' must have columns \['white_matter'\]",
+        match=r"confounds '.*run-1_desc-confounds_timeseries.tsv' lacks columns 'white_matter'",
     ):
         _clean(tiny, confounds=["trans_x", "white_matter"])
     with pytest.raises(
@@ -260,11 +286,12 @@ def _corr_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def test_cleaning_recovers_planted_signal(demo):
     func = demo / "sub-01" / "func"
-    bold = [func / f"sub-01_task-naturalistic_run-{r}_bold.nii.gz" for r in (1, 2)]
-    conf = [
-        func / f"sub-01_task-naturalistic_run-{r}_desc-confounds_timeseries.tsv" for r in (1, 2)
-    ]
-    cleaned, _ = preprocess_naturalistic(bold, conf, *_demo_inputs(demo), tr=2.0, subject="01")
+    bold = sorted(func.glob("sub-01_task-naturalistic_run-*_bold.nii.gz"))
+    conf = sorted(func.glob("sub-01_task-naturalistic_run-*_desc-confounds_timeseries.tsv"))
+    assert len(bold) == len(conf) == 2
+    cleaned, _ = preprocess_naturalistic(
+        bold, conf, *_demo_inputs(demo), tr=2.0, subject="01", confounds=list(MOTION)
+    )
     raw, _ = preprocess_naturalistic(
         bold,
         conf,
@@ -292,7 +319,7 @@ def test_cleaning_recovers_planted_signal(demo):
 
 def test_concept_patterns_recover_planted_signal(demo):
     func = demo / "sub-01" / "func"
-    bold = [func / f"sub-01_task-concepts_run-{r}_desc-trials_bold.nii.gz" for r in (1, 2)]
+    bold = sorted(func.glob("sub-01_task-concepts_run-*_desc-trials_bold.nii.gz"))
     events = [func / f"sub-01_task-concepts_run-{r}_events.tsv" for r in (1, 2)]
     arrays, meta = preprocess_concepts(
         bold, events, *_demo_inputs(demo), subject="01", concepts=CONCEPTS
@@ -402,3 +429,218 @@ def test_concept_errors(tiny, concept_runs, tmp_path):
             tiny["labels"],
             subject="01",
         )
+
+
+# ----------------------------------------------------------------------------- fMRIPrep runs
+N_DUMMY = 2
+FMRIPREP_TRS = (60, 50, 56)
+
+
+def _planted_series(subject: str, session, run: int, n_volumes: int) -> np.ndarray:
+    """A smooth unit-variance series per run (seeded by the run), shape (n_volumes, 1)."""
+    rng = np.random.default_rng([int(subject), int(session), run])
+    series = np.convolve(rng.standard_normal(n_volumes + 2), np.ones(3) / np.sqrt(3), "valid")
+    return series[:, None]
+
+
+@pytest.fixture(scope="module")
+def fmriprep(tmp_path_factory) -> dict:
+    """One subject, two sessions (2 + 1 runs of unequal lengths), a signal planted in the
+    language slab of its mask, strong motion / WM / CSF nuisance, 2 non-steady-state volumes."""
+    from tests._fmriprep_files import atlas_volume, subject_mask
+
+    weights = 2.0 * (atlas_volume(subject_mask(0)) == 1)[..., None]
+    tree = write_fmriprep_tree(
+        tmp_path_factory.mktemp("fmriprep"),
+        subjects=("01",),
+        n_volumes=FMRIPREP_TRS,
+        n_dummy=N_DUMMY,
+        plant=voxel_plant(weights, _planted_series),
+        atlas="demo",
+        n_acompcor=4,
+        seed=7,
+    )
+    tree["weights"] = weights[..., 0]
+    return tree
+
+
+def _run_inputs(fmriprep, k: int, spec=DEFAULT_CONFOUNDS):
+    sub = fmriprep["subjects"]["01"]
+    run = sub["runs"][k]
+    mask_img = nib.load(sub["mask"])
+    data = mask_run(run["bold"], mask_img, sub["mask"])
+    confounds, sample_mask, report = select_confounds(
+        run["bold"], spec, n_volumes=len(data), confounds_file=run["confounds"]
+    )
+    return run, data, confounds, sample_mask, report
+
+
+def _nuisance(run) -> np.ndarray:
+    table = pd.read_csv(run["confounds"], sep="\t", na_values=["n/a"])
+    return table[[*MOTION, "white_matter", "csf"]].to_numpy()
+
+
+def _r2(regressors: np.ndarray, data: np.ndarray) -> np.ndarray:
+    """Variance of each column of ``data`` explained by ``regressors`` (with intercept)."""
+    design = np.column_stack([np.ones(len(data)), regressors])
+    centred = data - data.mean(axis=0)
+    resid = data - design @ np.linalg.lstsq(design, data, rcond=None)[0]
+    return 1 - (resid**2).sum(axis=0) / (centred**2).sum(axis=0)
+
+
+def test_clean_run_removes_planted_motion_confound(fmriprep):
+    run, data, confounds, sample_mask, report = _run_inputs(fmriprep, 0)
+    cleaned, qc = clean_run(
+        data,
+        confounds,
+        sample_mask,
+        tr=fmriprep["tr"],
+        fmriprep_high_pass=report["fmriprep_high_pass"],
+    )
+    kept = sample_mask
+    nuisance = _nuisance(run)[kept]
+    raw_r2 = _r2(nuisance, data[kept])
+    assert np.median(raw_r2) > 0.9  # the nuisance dominates the raw signal
+    assert _r2(nuisance, cleaned).max() < 1e-8  # and is gone after cleaning
+    untreated, _ = clean_run(data, None, sample_mask, tr=fmriprep["tr"])
+    assert np.median(_r2(nuisance, untreated)) > 0.5  # high-pass + detrend alone do not remove it
+    signal = _planted_series("01", "1", 1, run["n_volumes"])[kept, 0]
+    planted = fmriprep["weights"][nib.load(fmriprep["subjects"]["01"]["mask"]).get_fdata() > 0] > 0
+    r_clean = np.corrcoef(signal, cleaned[:, planted].T)[0, 1:]
+    r_raw = np.corrcoef(signal, data[kept][:, planted].T)[0, 1:]
+    assert r_clean.mean() > 0.55 and r_raw.mean() < 0.3
+    assert abs(np.corrcoef(signal, cleaned[:, ~planted].T)[0, 1:].mean()) < 0.1
+
+
+def _ols_zscore(data: np.ndarray, regressors: np.ndarray) -> np.ndarray:
+    design = np.column_stack([np.ones(len(data)), np.arange(len(data)), regressors])
+    resid = data - design @ np.linalg.lstsq(design, data, rcond=None)[0]
+    return stats.zscore(resid, axis=0, ddof=1)
+
+
+def test_fmriprep_cosines_are_not_doubled(fmriprep):
+    """With fMRIPrep's cosines among the confounds no own drift is added (reference: OLS)."""
+    run, data, confounds, sample_mask, report = _run_inputs(fmriprep, 1)
+    assert report["fmriprep_high_pass"] and any(c.startswith("cosine") for c in report["columns"])
+    kept = sample_mask
+    once, qc = clean_run(
+        data, confounds, sample_mask, tr=fmriprep["tr"], high_pass=0.02, fmriprep_high_pass=True
+    )
+    assert qc["high_pass"] == "fMRIPrep cosine columns (among the confounds)"
+    assert np.allclose(once, _ols_zscore(data[kept], confounds[kept]), atol=1e-6)
+    twice, qc = clean_run(data, confounds, sample_mask, tr=fmriprep["tr"], high_pass=0.02)
+    drift = cosine_drift(len(data), fmriprep["tr"], 0.02)
+    assert qc["high_pass"] == f"{drift.shape[1]} cosine drift regressors below 0.02 Hz"
+    assert np.allclose(
+        twice, _ols_zscore(data[kept], np.hstack([confounds, drift])[kept]), atol=1e-6
+    )
+    assert not np.allclose(once, twice, atol=1e-3)
+
+
+def test_non_steady_state_volumes_are_dropped(fmriprep):
+    run, data, confounds, sample_mask, report = _run_inputs(fmriprep, 2)
+    cleaned, qc = clean_run(
+        data, confounds, sample_mask, tr=fmriprep["tr"], fmriprep_high_pass=True
+    )
+    assert cleaned.shape == (run["n_volumes"] - N_DUMMY, data.shape[1])
+    assert qc["dropped_volumes"] == report["dropped_volumes"] == [0, 1] and qc["n_kept"] == len(
+        cleaned
+    )
+    direct, _ = clean_run(
+        data[N_DUMMY:], confounds[N_DUMMY:], tr=fmriprep["tr"], fmriprep_high_pass=True
+    )
+    assert np.allclose(cleaned, direct, atol=1e-8)
+    kept_all, _ = clean_run(data, confounds, None, tr=fmriprep["tr"], fmriprep_high_pass=True)
+    assert np.abs(kept_all[:N_DUMMY]).mean() > 2 * np.abs(cleaned[:N_DUMMY]).mean()  # the burst
+
+
+def test_nan_and_constant_units_are_counted_and_zeroed(fmriprep, caplog):
+    _, data, confounds, sample_mask, _ = _run_inputs(fmriprep, 0)
+    broken = data.copy()
+    broken[7, 3], broken[:, 5], broken[:, 9] = np.nan, 42.0, np.inf
+    broken[0, 11], broken[N_DUMMY:, 11] = 1.0, 2.0  # constant over the kept volumes only
+    assert flag_units(broken, sample_mask) == {"nan_units": [3, 9], "constant_units": [5, 11]}
+    cleaned, qc = clean_run(
+        broken, confounds, sample_mask, tr=fmriprep["tr"], fmriprep_high_pass=True
+    )
+    assert qc["nan_units"] == [3, 9] and qc["constant_units"] == [5, 11]
+    bad = [3, 5, 9, 11]
+    assert (cleaned[:, bad] == 0).all() and np.isfinite(cleaned).all()
+    good, _ = clean_run(
+        np.delete(data, bad, axis=1),
+        confounds,
+        sample_mask,
+        tr=fmriprep["tr"],
+        fmriprep_high_pass=True,
+    )
+    assert np.allclose(np.delete(cleaned, bad, axis=1), good)
+    assert (
+        "2 units with NaN / infinite values and 2 constant units set to 0 and flagged"
+        in caplog.text
+    )
+
+
+def test_sessions_concatenated_with_dropped_volumes_labelled(fmriprep):
+    sub = fmriprep["subjects"]["01"]
+    atlas = fmriprep["root"] / f"space-{fmriprep['space']}_atlas-demo_dseg"
+    arrays, meta = preprocess_naturalistic(
+        [r["bold"] for r in sub["runs"]],
+        [r["confounds"] for r in sub["runs"]],
+        sub["mask"],
+        f"{atlas}.nii.gz",
+        f"{atlas}.tsv",
+        tr=fmriprep["tr"],
+        subject="01",
+    )
+    kept = [n - N_DUMMY for n in FMRIPREP_TRS]
+    assert meta["runs"] == [1, 2, 3]  # run entities repeat across sessions (1, 2, 1)
+    assert meta["n_volumes"] == list(FMRIPREP_TRS) and meta["confounds"] == DEFAULT_CONFOUNDS
+    assert arrays["run"].tolist() == [1] * kept[0] + [2] * kept[1] + [3] * kept[2]
+    assert arrays["volume"].tolist() == [v for n in FMRIPREP_TRS for v in range(N_DUMMY, n)]
+    assert [r["dropped_volumes"] for r in meta["qc"]["runs"]] == [[0, 1]] * 3
+    assert meta["qc"]["flagged_units"] == []
+    planted = fmriprep["weights"][tuple(arrays["ijk"].T)] > 0
+    truth = np.concatenate(
+        [
+            _planted_series("01", r["session"], r["run"], r["n_volumes"])[N_DUMMY:, 0]
+            for r in sub["runs"]
+        ]
+    )
+    r = np.corrcoef(truth, arrays["bold"].T)[0, 1:]
+    assert r[planted].mean() > 0.55 and abs(r[~planted].mean()) < 0.1
+    for block in np.split(arrays["bold"], np.cumsum(kept)[:-1]):
+        assert np.allclose(block.mean(axis=0), 0, atol=1e-5)
+
+
+def test_dead_voxel_flagged_in_every_run(tiny, tmp_path):
+    img = nib.load(tiny["bold"][1])
+    data = np.asarray(img.dataobj).copy()
+    data[2, 3, 4, 5] = np.nan
+    dead = _save(data, tmp_path / "sub-01_task-naturalistic_run-2_bold.nii.gz")
+    shutil.copy(
+        Path(tiny["bold"][1]).with_name("sub-01_task-naturalistic_run-2_bold.json"), tmp_path
+    )
+    arrays, meta = preprocess_naturalistic(
+        [tiny["bold"][0], dead],
+        tiny["confounds"],
+        tiny["mask"],
+        tiny["atlas"],
+        tiny["labels"],
+        tr=TR,
+        subject="01",
+        confounds=CONFOUNDS,
+    )
+    unit = [tuple(v) for v in arrays["ijk"]].index((2, 3, 4))
+    assert meta["qc"]["flagged_units"] == [unit] and meta["qc"]["runs"][1]["nan_units"] == [unit]
+    assert (arrays["bold"][:, unit] == 0).all() and np.isfinite(arrays["bold"]).all()
+
+
+def test_concept_means_without_zscore_and_with_a_nan_unit():
+    data = np.arange(12, dtype=float).reshape(4, 3)
+    data[1, 2] = np.nan
+    means, counts = concept_means(
+        data, ["b", "a", "b", "a"], ["a", "b"], "events.tsv", zscore=False
+    )
+    assert counts.tolist() == [2, 2]
+    assert np.allclose(means[:, :2], [[(3 + 9) / 2, (4 + 10) / 2], [(0 + 6) / 2, (1 + 7) / 2]])
+    assert np.isfinite(means).all()
