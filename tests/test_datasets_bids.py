@@ -356,6 +356,8 @@ def test_confounds_checked_before_any_job(tree):
         DatasetError, match=r"lacks columns 'framewise_displacment' \(close: framewise_displacement"
     ):
         _index(tree["root"], confounds=["trans_x", "framewise_displacment"])
+    with pytest.raises(DatasetError, match=r"is not fMRIPrep's ICA-AROMA output"):
+        _index(tree["root"], confounds="ica_aroma")
 
 
 def test_events_required_for_concepts(copy):

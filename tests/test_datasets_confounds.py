@@ -336,3 +336,20 @@ def test_json_sidecar_is_fmriprep_like(run):
     meta = json.loads(Path(run["confounds"]).with_suffix(".json").read_text())
     masks = {meta[k]["Mask"] for k in meta if k.startswith("a_comp_cor")}
     assert masks == {"combined", "CSF", "WM"} and meta["dropped_0"]["Retained"] is False
+
+
+def test_full_ica_aroma_needs_the_aroma_image(run, tmp_path):
+    with pytest.raises(
+        DatasetError,
+        match=r"^BOLD '.*desc-preproc_bold.nii.gz' is not fMRIPrep's ICA-AROMA output, which config "
+        r"'preprocess.confounds' \(ica_aroma, full\) needs; set 'dataset.desc: smoothAROMAnonaggr'",
+    ):
+        select_confounds(run["bold"], "ica_aroma", n_volumes=40, confounds_file=run["confounds"])
+    aroma = tmp_path / Path(run["bold"]).name.replace("desc-preproc", "desc-smoothAROMAnonaggr")
+    aroma.touch()
+    shutil.copy(run["confounds"], tmp_path)
+    shutil.copy(Path(run["confounds"]).with_suffix(".json"), tmp_path)
+    expected, expected_mask = load_confounds_strategy(str(aroma), denoise_strategy="ica_aroma")
+    matrix, sample_mask, report = select_confounds(aroma, "ica_aroma", n_volumes=40)
+    assert report["columns"] == list(expected.columns) == ["cosine00", "csf", "white_matter"]
+    assert np.allclose(matrix, expected.to_numpy()) and np.array_equal(sample_mask, expected_mask)

@@ -40,7 +40,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .confounds import check_confounds, needs_confounds
+from .confounds import check_aroma_image, check_confounds, needs_confounds
 from .registry import DatasetError
 
 __all__ = ["RunFiles", "BidsIndex", "index_dataset", "parse_entities"]
@@ -349,6 +349,7 @@ def _check_companions(query: _Query, runs: list[RunFiles], confounds: Any, sourc
                     f"confounds or set 'preprocess.confounds: []' in {source}."
                 )
             check_confounds(run.confounds, confounds, source=source)
+            check_aroma_image(bold, confounds)
 
 
 def _stem(bold: str) -> str:

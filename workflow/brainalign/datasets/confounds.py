@@ -46,6 +46,7 @@ __all__ = [
     "needs_confounds",
     "check_confounds",
     "select_confounds",
+    "check_aroma_image",
     "confounds_sidecar",
 ]
 
@@ -145,6 +146,27 @@ def _check_arguments(spec: Mapping[str, Any], source: str) -> dict[str, Any]:
             f"Add high_pass to the strategy in {source}."
         )
     return {**_DEFAULTS, **spec, "strategy": tuple(strategy)}
+
+
+def check_aroma_image(bold_file: PathLike, spec: Any) -> None:
+    """Full ICA-AROMA (strategy ``ica_aroma``) reads fMRIPrep's AROMA-denoised BOLD.
+
+    Raises
+    ------
+    DatasetError
+        When ``spec`` uses ``ica_aroma: full`` and the BOLD file is not
+        ``*_desc-smoothAROMAnonaggr_bold*`` (as nilearn requires).
+    """
+    form, resolved = _resolve(spec, "the configuration")
+    aroma = form == "strategy" and "ica_aroma" in resolved["strategy"]
+    if aroma and resolved["ica_aroma"] == "full" and "_desc-smoothAROMAnonaggr_bold" not in (
+        Path(bold_file).name
+    ):
+        raise DatasetError(
+            f"BOLD '{bold_file}' is not fMRIPrep's ICA-AROMA output, which config '{_KEY}' "
+            "(ica_aroma, full) needs; set 'dataset.desc: smoothAROMAnonaggr' (and its space) or "
+            "use ica_aroma: basic."
+        )
 
 
 def needs_confounds(spec: Any) -> bool:
@@ -408,6 +430,8 @@ def select_confounds(
         return None, None, report
     path = confounds_file if confounds_file is not None else _find_next_to(bold_file)
     check_confounds(path, spec, source="the configuration")
+    if bold_file is not None:
+        check_aroma_image(bold_file, spec)
     if _n_rows(path) != n_volumes:
         raise DatasetError(
             f"confounds '{path}' has {_n_rows(path)} rows but BOLD '{bold_file}' has "
