@@ -80,3 +80,153 @@ def _pereira_bad_inputs(tmp_path: Path, dataset: dict, stimuli: Path) -> None:
     pattern = rf"Pereira file '.*M01/data_180concepts_sentences.mat' has 1 concepts that the stimuli's concepts.tsv lacks \(e.g. {lacking}\)"
     assert re.search(pattern, proc.stdout + proc.stderr), proc.stdout[-2000:]
     assert not (workdir / "results").exists()
+
+
+# ----------------------------------------------------------------------------- fMRIPrep
+FMRIPREP_RUNS = (60, 48, 54)  # ses-1 runs 1 and 2, ses-2 run 1: unequal lengths
+
+
+def _fmriprep_dataset(root: Path, stimuli: Path, subjects: list[str]) -> dict:
+    from ._fmriprep_files import atlas_volume, subject_mask, voxel_plant, write_fmriprep_tree
+    from ._format_study import planted_timeseries
+
+    features, meta = tiny_features(stimuli, "naturalistic", root.parent)
+    runs = np.repeat(np.arange(1, len(FMRIPREP_RUNS) + 1), FMRIPREP_RUNS)
+    order = {("1", 1): 1, ("1", 2): 2, ("2", 1): 3}
+    plants = {}
+    for i, subject in enumerate(subjects):
+        language = atlas_volume(subject_mask(i)) == 1
+        signal = planted_timeseries(features, runs, int(language.sum()))
+        weights = np.zeros((*language.shape, language.sum()))
+        weights[language, np.arange(language.sum())] = 1.5
+        plants[subject] = (weights, signal)
+
+    def plant(subject, session, run, n_volumes):
+        weights, signal = plants[subject]
+        rows = runs == order[(session, run)]
+        assert rows.sum() == n_volumes
+        return voxel_plant(weights, lambda *_: signal[rows])(subject, session, run, n_volumes)
+
+    return write_fmriprep_tree(root, subjects=subjects, sessions=("1", "2"), runs_per_session=(2, 1),
+                               n_volumes=FMRIPREP_RUNS, plant=plant, atlas="demo",
+                               per_subject_atlas=True, seed=3)
+
+
+def test_fmriprep_derivatives_recover_the_planted_roi(tmp_path):
+    stimuli = study_stimuli(tmp_path / "stimuli", n_trs=FMRIPREP_RUNS)
+    subjects = ["01", "02"]
+    tree = _fmriprep_dataset(tmp_path / "fmriprep", stimuli, subjects)
+    confounds = pd.read_csv(tree["subjects"]["01"]["runs"][0]["confounds"], sep="\t")
+    assert confounds.shape[1] > 100 and confounds["trans_x_derivative1"].isna().iloc[0]
+    dataset = {"format": "bids", "root": str(tmp_path / "fmriprep"), "subjects": subjects,
+               "tasks": {"movie": {"kind": "naturalistic"}}, "space": "MNI152NLin2009cAsym",
+               "desc": "preproc", "atlas": "demo", "rois": ["language", "visual", "control"]}
+    _run(tmp_path, study_config(dataset, stimuli))
+    scores = roi_scores(tmp_path).groupby("roi")["mean_r"].mean()
+    assert scores["language"] > 0.3, scores
+    assert abs(scores["control"]) < 0.1 and abs(scores["visual"]) < 0.1, scores
+    from brainalign.io import load_arrays
+
+    arrays, meta = load_arrays(tmp_path / "results/preprocess/sub-02/sub-02_task-movie_desc-preproc_bold.safetensors")
+    assert meta["runs"] == [1, 2, 3] and meta["n_volumes"] == list(FMRIPREP_RUNS)
+    assert arrays["bold"].shape[0] == sum(FMRIPREP_RUNS) - 3 * 2  # two non-steady-state volumes per run
+    assert [q["n_columns"] for q in meta["qc"]["runs"]] == [9, 9, 9]  # 6 motion, WM, CSF, >= 1 cosine
+    _fmriprep_bad_inputs(tmp_path, dataset, stimuli, tree)
+
+
+def _fmriprep_bad_inputs(tmp_path: Path, dataset: dict, stimuli: Path, tree: dict) -> None:
+    cases = [
+        ({"preprocess": {"confounds": ["trans_x", "white_matte"]}},
+         r"confounds? .*sub-01_ses-1_task-movie_run-1_desc-confounds_timeseries.tsv.* white_matte"),
+        ({"preprocess": {"confounds": "simpel"}}, r"config 'preprocess.confounds' .*simpel"),
+    ]
+    for k, (sections, message) in enumerate(cases):
+        workdir = tmp_path / f"bad{k}"
+        workdir.mkdir()
+        proc = _run(workdir, study_config(dataset, stimuli, **sections), "--dry-run", check=False)
+        assert proc.returncode != 0
+        assert re.search(message, proc.stdout + proc.stderr), (proc.stdout + proc.stderr)[-2000:]
+    Path(tree["subjects"]["02"]["mask"]).unlink()
+    for run in tree["subjects"]["02"]["runs"]:  # fMRIPrep's per-run masks too
+        for mask in Path(run["bold"]).parent.glob("sub-02_*_desc-brain_mask.nii.gz"):
+            mask.unlink()
+    workdir = tmp_path / "nomask"
+    workdir.mkdir()
+    proc = _run(workdir, study_config(dataset, stimuli), "--dry-run", check=False)
+    assert proc.returncode != 0
+    assert re.search(r"sub-02.*mask", proc.stdout + proc.stderr), (proc.stdout + proc.stderr)[-2000:]
+    assert not (workdir / "results").exists()
+
+
+# ----------------------------------------------------------------------------- events
+EVENT_VOLUMES = (84, 84)
+
+
+def _trial_onsets(rng, n_trials: int) -> np.ndarray:
+    """Jittered inter-trial intervals of 4-8 s after 6 s of rest."""
+    return 6.0 + np.concatenate([[0.0], np.cumsum(rng.uniform(4.0, 8.0, n_trials - 1))])
+
+
+def _events_dataset(root: Path, stimuli: Path, subjects: list[str]) -> dict:
+    """fMRIPrep tree of event-related runs: every concept once per run, in random order,
+    with a response pattern (planted from the tiny BERT's concept features) in the
+    language voxels."""
+    from nilearn.glm.first_level import compute_regressor
+
+    from ._fmriprep_files import atlas_volume, subject_mask, write_fmriprep_tree
+
+    concepts, meta = tiny_features(stimuli, "concepts", root.parent)
+    names = list(meta["stimuli"])
+    rng = np.random.default_rng(5)
+    events = {}
+
+    def plant(subject, session, run, n_volumes):
+        i = subjects.index(subject)
+        language = atlas_volume(subject_mask(i)) == 1
+        patterns = 2.0 * planted(concepts, int(language.sum()), seed=20 + i)
+        order = rng.permutation(len(names))
+        onsets = _trial_onsets(rng, len(names))
+        events[(subject, run)] = pd.DataFrame({"onset": onsets, "duration": 1.0,
+                                               "trial_type": "word",
+                                               "concept": [names[k] for k in order]})
+        frame_times = np.arange(n_volumes) * 2.0
+        out = np.zeros((*language.shape, n_volumes))
+        for onset, k in zip(onsets, order):
+            hrf, _ = compute_regressor(np.array([[onset], [1.0], [1.0]]), "glover", frame_times)
+            out[language] += patterns[k][:, None] * hrf[:, 0][None, :]
+        return out
+
+    tree = write_fmriprep_tree(root, subjects=subjects, sessions=None, runs_per_session=(2,),
+                               n_volumes=EVENT_VOLUMES, plant=plant, atlas="demo",
+                               per_subject_atlas=True, task="objects", seed=4)
+    for subject in subjects:
+        for run in tree["subjects"][subject]["runs"]:
+            path = Path(run["bold"]).parent / f"sub-{subject}_task-objects_run-{run['run']}_events.tsv"
+            events[(subject, run["run"])].to_csv(path, sep="\t", index=False, na_rep="n/a")
+    return tree
+
+
+def test_event_related_bold_gives_single_trial_betas_that_recover_the_planted_roi(tmp_path):
+    stimuli = study_stimuli(tmp_path / "stimuli")
+    subjects = ["01", "02"]
+    tree = _events_dataset(tmp_path / "fmriprep", stimuli, subjects)
+    dataset = {"format": "bids", "root": str(tmp_path / "fmriprep"), "subjects": subjects,
+               "tasks": {"objects": {"kind": "events"}}, "space": "MNI152NLin2009cAsym",
+               "desc": "preproc", "atlas": "demo", "rois": ["language", "visual", "control"]}
+    _run(tmp_path, study_config(dataset, stimuli))
+    scores = roi_scores(tmp_path).groupby("roi")["mean_r"].mean()
+    assert scores["language"] > 0.3, scores
+    assert abs(scores["control"]) < 0.15, scores
+    rsa = pd.read_parquet(tmp_path / "results/group/rsa_task-objects_subjects.parquet")
+    rsa = rsa[rsa["layer"] == 2].groupby("roi")["score"].mean()
+    assert rsa["language"] > 0.2 and abs(rsa["control"]) < 0.15, rsa
+    # an events file without onsets stops the run before any job
+    first = tree["subjects"]["01"]["runs"][0]
+    path = Path(first["bold"]).parent / "sub-01_task-objects_run-1_events.tsv"
+    pd.read_csv(path, sep="\t").drop(columns="onset").to_csv(path, sep="\t", index=False)
+    workdir = tmp_path / "bad"
+    workdir.mkdir()
+    proc = _run(workdir, study_config(dataset, stimuli), "--dry-run", check=False)
+    assert proc.returncode != 0
+    assert re.search(r"events '.*sub-01_task-objects_run-1_events.tsv' must have an 'onset' column",
+                     proc.stdout + proc.stderr), (proc.stdout + proc.stderr)[-2000:]

@@ -39,7 +39,7 @@ SURFACE = is_surface_space(DATASET["space"])
 MAP_EXT = ".dscalar.nii" if SURFACE else ".nii.gz"
 # The dataset's reader (brainalign.datasets registry): it finds every input file now,
 # while the DAG is built, so a missing file or entity stops the run before any job.
-READER = get_reader(DATASET, STIMULI, CONFIG_SOURCE)
+READER = get_reader(DATASET, STIMULI, CONFIG_SOURCE, preprocess=config["preprocess"])
 if DATASET["format"] != "synthetic":
     READER.check()
 # What each stage contributes to the result bundle: the stage's rule file appends its

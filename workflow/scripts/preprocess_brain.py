@@ -4,7 +4,11 @@ from brainalign.datasets import check_units, get_reader
 from brainalign.logs import log_to_file
 
 with log_to_file(snakemake.log[0]):
-    reader = get_reader(snakemake.params.dataset, snakemake.params.stimuli)
+    reader = get_reader(
+        snakemake.params.dataset,
+        snakemake.params.stimuli,
+        preprocess=snakemake.params.preprocess,
+    )
     arrays, meta = reader.preprocess(
         dict(snakemake.input.items()),
         snakemake.wildcards.subject,

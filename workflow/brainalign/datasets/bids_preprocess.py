@@ -88,45 +88,53 @@ def _tr(inputs: Mapping[str, Any]) -> float:
     return tr
 
 
-def _timeseries(geo: Geometry, inputs, params) -> tuple[dict, dict]:
+def _clean_runs(geo: Geometry, inputs, params, tr) -> tuple[list[np.ndarray], list[dict]]:
+    """Each run read, its confounds selected (nilearn's fMRIPrep interface) and cleaned."""
     from ..preprocess import clean_run
     from .confounds import select_confounds
 
-    tr = _tr(inputs)
-    blocks, runs, volumes, n_volumes, reports = [], [], [], [], []
+    bold = inputs["bold"] if "bold" in inputs else inputs["bold_L"]
+    blocks, reports = [], []
     for k in range(geo.n_runs):
         data = geo.read_run(k)
-        bold_file = inputs["bold"][k] if "bold" in inputs else inputs["bold_L"][k]
-        conf_file = inputs["confounds"][k] if "confounds" in inputs else None
         confounds, sample_mask, report = select_confounds(
-            bold_file, params["confounds"], n_volumes=len(data), confounds_file=conf_file
+            bold[k], params["confounds"], n_volumes=len(data),
+            confounds_file=inputs["confounds"][k] if "confounds" in inputs else None,
         )
         cleaned, qc = clean_run(
-            data,
-            confounds,
-            sample_mask,
-            tr=tr,
-            high_pass=params["high_pass"],
-            detrend=params["detrend"],
-            standardize=params["zscore"],
-            fmriprep_high_pass="high_pass" in report.get("strategy", ()),
+            data, confounds, sample_mask, tr=tr, high_pass=params["high_pass"],
+            detrend=params["detrend"], standardize=params["zscore"],
+            fmriprep_high_pass=report["fmriprep_high_pass"],
         )
-        kept = np.arange(len(data)) if sample_mask is None else np.asarray(sample_mask)
         blocks.append(cleaned)
-        runs.append(k + 1)
-        volumes.append(kept)
-        n_volumes.append(len(data))
-        reports.append({**report, **qc, "run": k + 1, "file": str(bold_file)})
-        logger.info("run %d (%s): %d of %d volumes kept, %d confound columns regressed",
-                    k + 1, bold_file, len(kept), len(data), report.get("n_columns", 0))
+        reports.append({**report, **qc, "run": k + 1, "file": str(bold[k])})
+        logger.info("run %d (%s): %d of %d volumes kept, %d confound columns regressed %s",
+                    k + 1, bold[k], qc["n_kept"], qc["n_volumes"], report["n_columns"],
+                    report["columns"])
+    return blocks, reports
+
+
+def _timeseries(geo: Geometry, inputs, params) -> tuple[dict, dict]:
+    """Cleaned runs, concatenated in (session, run) order; each run one CV group."""
+    tr = _tr(inputs)
+    blocks, reports = _clean_runs(geo, inputs, params, tr)
+    runs = list(range(1, len(blocks) + 1))
+    flagged = sorted({u for r in reports for u in r["nan_units"] + r["constant_units"]})
+    bold = np.concatenate(blocks).astype(np.float32)
+    bold[:, flagged] = 0.0  # a unit bad in any run is 0 in every run: counted, never filled
+    if flagged:
+        logger.warning("%d units with NaN or constant signal set to 0 and listed in qc "
+                       "(flagged_units)", len(flagged))
+    volumes = [np.setdiff1d(np.arange(r["n_volumes"]), r["dropped_volumes"]) for r in reports]
     arrays = {
         **geo.arrays,
-        "bold": np.concatenate(blocks).astype(np.float32),
-        "run": np.repeat(np.array(runs, dtype=np.int32), [len(v) for v in volumes]),
+        "bold": bold,
+        "run": np.repeat(np.array(runs, dtype=np.int32), [len(b) for b in blocks]),
         "volume": np.concatenate(volumes).astype(np.int32),
     }
-    meta = {**geo.meta, "kind": "timeseries", "runs": runs, "tr": tr, "n_volumes": n_volumes,
-            "qc": {"runs": reports}}
+    meta = {**geo.meta, "kind": "timeseries", "runs": runs, "tr": tr,
+            "n_volumes": [r["n_volumes"] for r in reports],
+            "qc": {"runs": reports, "flagged_units": flagged}}
     return arrays, meta
 
 
@@ -166,25 +174,48 @@ def _single_trials(geo: Geometry, inputs, params) -> list[tuple[np.ndarray, list
     return sets
 
 
+def _glm_confounds(inputs, params, k: int, n_volumes: int) -> tuple[np.ndarray | None, dict]:
+    """Confounds of an event-related run's GLM; dropped volumes become spike regressors
+    (in OLS, equivalent to leaving them out)."""
+    from .confounds import select_confounds
+
+    bold = inputs["bold"] if "bold" in inputs else inputs["bold_L"]
+    matrix, sample_mask, report = select_confounds(
+        bold[k], params["confounds"], n_volumes=n_volumes,
+        confounds_file=inputs["confounds"][k] if "confounds" in inputs else None,
+    )
+    columns = [] if matrix is None else [np.asarray(matrix, dtype=np.float64)]
+    if sample_mask is not None:
+        dropped = np.setdiff1d(np.arange(n_volumes), sample_mask)
+        columns.append(np.eye(n_volumes)[:, dropped])
+    return (np.hstack(columns) if columns else None), report
+
+
 def _estimated_trials(geo: Geometry, inputs, params) -> list[tuple[np.ndarray, list[str], str]]:
-    """Event-related runs: single-trial betas (LSS / LSA) per run."""
-    from .betas import check_events, estimate_betas
+    """Event-related runs: single-trial betas (LSS / LSA, nilearn's GLM) per run."""
+    from .betas import estimate_betas
+    from .events import read_events
 
     settings = params["betas"]
     tr = _run_tr(inputs)
     sets = []
     for k in range(geo.n_runs):
         source = str(inputs["events"][k])
-        events = check_events(read_table(source), source,
-                              stimulus_column=settings["stimulus_column"],
-                              trial_types=settings["trial_types"])
+        events = read_events(source, stimulus_column=settings["stimulus_column"],
+                             trial_types=settings["trial_types"])
+        data = geo.read_run(k)
+        confounds, report = _glm_confounds(inputs, params, k, len(data))
+        # fMRIPrep's cosines among the confounds already model the drift
+        drift = None if report["fmriprep_high_pass"] else settings["drift_model"]
         betas, trials = estimate_betas(
-            geo.read_run(k), events, tr=tr, method=settings["method"],
-            hrf_model=settings["hrf_model"], drift_model=settings["drift_model"],
-            high_pass=params["high_pass"], stimulus_column=settings["stimulus_column"],
-            trial_types=settings["trial_types"], events_file=source,
+            data, events, tr=tr, method=settings["method"], hrf_model=settings["hrf_model"],
+            drift_model=drift, high_pass=params["high_pass"],
+            stimulus_column=settings["stimulus_column"], trial_types=settings["trial_types"],
+            confounds=confounds, events_file=source,
         )
-        logger.info("run %d: %d single-trial betas (%s)", k + 1, len(betas), settings["method"])
+        logger.info("run %d: %d single-trial betas (%s, %s HRF), %d confound columns, %d "
+                    "volumes censored", k + 1, len(betas), settings["method"],
+                    settings["hrf_model"], report["n_columns"], len(report["dropped_volumes"]))
         sets.append((betas, [str(s) for s in trials["stimulus"]], source))
     return sets
 

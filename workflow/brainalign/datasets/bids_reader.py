@@ -51,8 +51,16 @@ class BidsReader:
         The configuration file, quoted in messages.
     """
 
-    def __init__(self, dataset: Mapping[str, Any], stimuli_root: str, source: str = "config/config.yaml"):
+    def __init__(
+        self,
+        dataset: Mapping[str, Any],
+        stimuli_root: str,
+        source: str = "config/config.yaml",
+        preprocess: Mapping[str, Any] | None = None,
+    ):
         self.dataset = dataset
+        self.confounds = (preprocess or {}).get("confounds", ())
+        self.betas = (preprocess or {}).get("betas", {})
         self.stimuli = stimuli_root
         self.source = source
         self.synthetic = dataset["format"] == "synthetic"
@@ -77,6 +85,8 @@ class BidsReader:
                 mask=ds["mask"],
                 atlas=ds["atlas"],
                 surface=self.surface,
+                confounds=self.confounds,
+                source=self.source,
             )
         return self._index
 
@@ -84,11 +94,19 @@ class BidsReader:
         """Find every input now; raise a one-line DatasetError on the first problem."""
         if self.synthetic:
             return
-        from .bids_checks import check_task_inputs
+        for subject in self.dataset["subjects"]:
+            for task, spec in self.dataset["tasks"].items():
+                files = self.inputs(subject, task)
+                if spec["kind"] == "events":
+                    self._check_events(files["events"])
 
-        for task, spec in self.dataset["tasks"].items():
-            for subject in self.dataset["subjects"]:
-                check_task_inputs(self, subject, task, spec)
+    def _check_events(self, paths: list[str]) -> None:
+        """Every events file of an event-related task: onsets, durations, stimuli."""
+        from .events import read_events
+
+        for path in paths:
+            read_events(path, stimulus_column=self.betas.get("stimulus_column", "concept"),
+                        trial_types=self.betas.get("trial_types"))
 
     def _stimulus_inputs(self, task: str) -> dict[str, str]:
         spec = self.dataset["tasks"][task]

@@ -488,7 +488,11 @@ class PereiraReader:
     """
 
     def __init__(
-        self, dataset: Mapping[str, Any], stimuli_root: str, source: str = "config/config.yaml"
+        self,
+        dataset: Mapping[str, Any],
+        stimuli_root: str,
+        source: str = "config/config.yaml",
+        preprocess: Mapping[str, Any] | None = None,
     ) -> None:
         self.dataset, self.stimuli_root, self.source = dataset, str(stimuli_root), source
         tasks = dataset["tasks"]  # the config normalises a list of names to a mapping

@@ -23,8 +23,9 @@ class DatasetError(ValueError):
 class DatasetReader(Protocol):
     """What a dataset format provides.
 
-    Constructed with the validated ``dataset`` section, the stimuli root and the name of
-    the configuration file (quoted in messages).
+    Constructed with the validated ``dataset`` section, the stimuli root, the name of
+    the configuration file (quoted in messages) and, as keyword ``preprocess``, the
+    ``preprocess`` section.
     """
 
     def check(self) -> None:
@@ -64,9 +65,15 @@ def register_reader(name: str) -> Callable[[type], type]:
 
 
 def get_reader(
-    dataset: Mapping[str, Any], stimuli_root: str, source: str = "config/config.yaml"
+    dataset: Mapping[str, Any],
+    stimuli_root: str,
+    source: str = "config/config.yaml",
+    preprocess: Mapping[str, Any] | None = None,
 ) -> DatasetReader:
     """The reader of ``dataset['format']``, constructed on the configuration.
+
+    ``preprocess`` (the config section) lets a reader check, before any job, the inputs
+    its settings need (e.g. the confound columns a strategy reads).
 
     Raises
     ------
@@ -82,4 +89,4 @@ def get_reader(
             f"one of: {', '.join(sorted(READERS))}{hint}. Edit {source}."
         )
     importlib.import_module(READERS[name])
-    return _REGISTERED[name](dataset, stimuli_root, source)
+    return _REGISTERED[name](dataset, stimuli_root, source, preprocess=preprocess or {})
