@@ -230,3 +230,59 @@ def test_event_related_bold_gives_single_trial_betas_that_recover_the_planted_ro
     assert proc.returncode != 0
     assert re.search(r"events '.*sub-01_task-objects_run-1_events.tsv' must have an 'onset' column",
                      proc.stdout + proc.stderr), (proc.stdout + proc.stderr)[-2000:]
+
+
+# ----------------------------------------------------------------------------- surfaces
+SURFACE_RUNS = (60, 56)
+
+
+def _surface_dataset(root: Path, stimuli: Path, subjects: list[str]) -> dict:
+    """fMRIPrep fsaverage5 GIfTI runs; the atlas's language vertices (the first third of
+    each hemisphere) get a signal planted from the tiny BERT's naturalistic features."""
+    import nibabel as nib
+
+    from ._fmriprep_files import write_fmriprep_tree
+    from ._format_study import planted_timeseries
+
+    features, _ = tiny_features(stimuli, "naturalistic", root.parent)
+    runs = np.repeat(np.arange(1, len(SURFACE_RUNS) + 1), SURFACE_RUNS)
+    tree = write_fmriprep_tree(root, subjects=subjects, sessions=None, runs_per_session=(2,),
+                               n_volumes=SURFACE_RUNS, atlas="demo", surface_space="fsaverage5",
+                               seed=6)
+    n = 10242
+    language = np.arange(n) < n // 3  # label 1 of the tree's surface atlas
+    for i, subject in enumerate(subjects):
+        signal = planted_timeseries(features, runs, 2 * int(language.sum()))
+        for run in tree["subjects"][subject]["runs"]:
+            rows = runs == run["run"]
+            for h, hemi in enumerate(("L", "R")):
+                path = Path(run["surface"][hemi])
+                img = nib.load(path)
+                data = np.stack([d.data for d in img.darrays], axis=1)  # vertices x volumes
+                block = signal[rows][:, h * language.sum():(h + 1) * language.sum()]
+                data[language] += 1.5 * block.T
+                for k, darray in enumerate(img.darrays):
+                    darray.data = np.ascontiguousarray(data[:, k], dtype=np.float32)
+                nib.save(img, str(path))
+    return tree
+
+
+def test_fsaverage_surfaces_recover_the_planted_vertices(tmp_path):
+    stimuli = study_stimuli(tmp_path / "stimuli", n_trs=SURFACE_RUNS)
+    subjects = ["01", "02"]
+    _surface_dataset(tmp_path / "fmriprep", stimuli, subjects)
+    dataset = {"format": "bids", "root": str(tmp_path / "fmriprep"), "subjects": subjects,
+               "tasks": {"movie": {"kind": "naturalistic"}}, "space": "fsaverage5",
+               "atlas": "demo", "rois": ["language", "visual", "control"]}
+    _run(tmp_path, study_config(dataset, stimuli))
+    scores = roi_scores(tmp_path).groupby("roi")["mean_r"].mean()
+    assert scores["language"] > 0.2, scores
+    assert abs(scores["control"]) < 0.1 and abs(scores["visual"]) < 0.1, scores
+    from brainalign.datasets.surface import read_surface_map
+
+    maps, names = read_surface_map(
+        tmp_path / "results/encoding/sub-01/task-movie/sub-01_task-movie_model-bert_cond-sentence_stat-r_statmap.dscalar.nii")
+    assert names == ["layer-01", "layer-02"]
+    left = maps["L"][:, 1]
+    assert np.nanmean(left[: 10242 // 3]) > np.nanmean(left[10242 // 3:]) + 0.2
+    assert (tmp_path / "results/figures/encoding_map_task-movie.png").stat().st_size > 10_000
