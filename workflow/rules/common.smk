@@ -172,6 +172,33 @@ def get_task_model_rdms(wildcards):
     )
 
 
+# ---- RSA (per task with one pattern per stimulus) ----
+RSA_BRAIN = "results/rsa/sub-{subject}/sub-{subject}_task-{task}_rdms.safetensors"
+RSA_UNIT = "results/rsa/task-{task}/model-{model}/task-{task}_model-{model}_cond-{condition}_{name}.parquet"
+RSA_ROI = "results/rsa/task-{task}/roi-{roi}/task-{task}_roi-{roi}_{name}.parquet"
+
+
+def rsa_brain_rdms(wildcards):
+    return expand(RSA_BRAIN, subject=SUBJECTS, task=wildcards.task)
+
+
+def rsa_unit_tables(name):
+    def get(wildcards):
+        return [
+            RSA_UNIT.format(task=wildcards.task, model=m, condition=c, name=name)
+            for m, c in task_model_conditions(wildcards.task)
+        ]
+
+    return get
+
+
+def rsa_roi_tables(name):
+    def get(wildcards):
+        return expand(RSA_ROI, task=wildcards.task, roi=ROIS, name=name)
+
+    return get
+
+
 def get_figures(wildcards=None):
     return BUNDLE_FIGURES
 

@@ -2,9 +2,7 @@
 # concepts and events): RDMs, per-subject scores, group inference (permutation tests,
 # noise ceilings, bootstrap, held-out layer selection), figures. Every path carries the
 # task; model RDMs belong to the stimulus set, shared by the tasks that show it.
-RSA_BRAIN = "results/rsa/sub-{subject}/sub-{subject}_task-{task}_rdms.safetensors"
-RSA_UNIT = "results/rsa/task-{task}/model-{model}/task-{task}_model-{model}_cond-{condition}_{name}.parquet"
-RSA_ROI = "results/rsa/task-{task}/roi-{roi}/task-{task}_roi-{roi}_{name}.parquet"
+# (RSA_BRAIN, RSA_UNIT, RSA_ROI and their input functions are in common.smk)
 RSA_GROUP_TABLE = "results/group/rsa_task-{task}_{name}.parquet"
 RSA_GROUP = [
     "subjects",
@@ -23,27 +21,6 @@ BUNDLE_FIGURES += expand(
     task=CONCEPT_TASKS,
     ext=FORMATS,
 )
-
-
-def rsa_brain_rdms(wildcards):
-    return expand(RSA_BRAIN, subject=SUBJECTS, task=wildcards.task)
-
-
-def rsa_unit_tables(name):
-    def get(wildcards):
-        return [
-            RSA_UNIT.format(task=wildcards.task, model=m, condition=c, name=name)
-            for m, c in task_model_conditions(wildcards.task)
-        ]
-
-    return get
-
-
-def rsa_roi_tables(name):
-    def get(wildcards):
-        return expand(RSA_ROI, task=wildcards.task, roi=ROIS, name=name)
-
-    return get
 
 
 rule compute_brain_rdms:
@@ -187,7 +164,9 @@ rule plot_rsa_layer_profiles:
         ceiling=RSA_GROUP_TABLE.replace("{name}", "ceiling"),
     output:
         figures=report(
-            expand("results/figures/rsa_layer_profiles_task-{{task}}.{ext}", ext=FORMATS),
+            expand(
+                "results/figures/rsa_layer_profiles_task-{{task}}.{ext}", ext=FORMATS
+            ),
             caption="../report/rsa_layer_profiles.rst",
             category="Layer profiles",
         ),
@@ -210,7 +189,9 @@ rule plot_rsa_model_comparison:
         ceiling=RSA_GROUP_TABLE.replace("{name}", "ceiling"),
     output:
         figures=report(
-            expand("results/figures/rsa_model_comparison_task-{{task}}.{ext}", ext=FORMATS),
+            expand(
+                "results/figures/rsa_model_comparison_task-{{task}}.{ext}", ext=FORMATS
+            ),
             caption="../report/rsa_model_comparison.rst",
             category="Model comparison",
         ),
