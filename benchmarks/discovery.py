@@ -9,8 +9,12 @@ sidecars and confounds headers, per-subject anatomical masks, a shared atlas) an
 * for comparison, pybids' ``BIDSLayout`` (validate=False, index_metadata=False,
   derivatives config) and one ``get()`` per subject, skipped with ``--no-layout``.
 
-Usage: ``python benchmarks/discovery.py [--subjects 100] [--no-layout]``. Target: the
-workflow's discovery well under 10 s.
+and, with ``--dag``, the whole DAG build: ``snakemake --dry-run`` of the workflow on that
+tree (one task, two models x two conditions, every subject), against the same dry run on a
+one-subject tree, so Snakemake's own fixed cost is visible.
+
+Usage: ``python benchmarks/discovery.py [--subjects 100] [--no-layout] [--dag]``. Target:
+DAG building under 10 s for 100 subjects x 4 sessions x 10 runs.
 """
 
 from __future__ import annotations
@@ -18,10 +22,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
 
@@ -141,12 +148,53 @@ def time_layout(root: Path, subjects: list[str]) -> tuple[float, float]:
     return indexed - start, time.perf_counter() - indexed
 
 
+def write_study(folder: Path, root: Path, subjects: list[str], n_runs: int) -> Path:
+    """Stimuli tables (40 runs of 300 TRs) and a configuration for a dry run; returns it."""
+    nat = folder / "stimuli" / "naturalistic"
+    nat.mkdir(parents=True, exist_ok=True)
+    (folder / "stimuli" / "concepts.tsv").write_text("concept\timage\n")
+    runs = "".join(f"{r}\t2.0\t300\n" for r in range(1, n_runs + 1))
+    (nat / "runs.tsv").write_text("run\ttr\tn_trs\n" + runs)
+    (nat / "words.tsv").write_text("run\tonset\tduration\tword\tsentence\tchar_start\tchar_end\n")
+    (nat / "frames.tsv").write_text("run\tonset\tduration\timage\n")
+    model = {"extractor": "clip", "source": "tiny", "layers": [1, 2]}
+    config = {
+        "seed": 0,
+        "dataset": {"format": "bids", "root": str(root), "subjects": subjects,
+                    "tasks": {"movie": {"kind": "naturalistic"}}, "space": SPACE,
+                    "desc": "preproc", "atlas": "demo", "rois": ["language"]},
+        "stimuli": {"root": str(folder / "stimuli")},
+        "models": {"clip": model, "clip2": model},
+        "conditions": ["sentence", "picture"],
+    }
+    path = folder / "study.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def time_dag(folder: Path, root: Path, subjects: list[str], n_runs: int) -> tuple[float, int]:
+    """Wall time of ``snakemake --dry-run`` on the study, and its number of jobs."""
+    config = write_study(folder, root, subjects, n_runs)
+    repo = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(repo / "Snakefile"),
+           "--directory", str(folder), "--configfile", str(config), "--dry-run", "--cores", "1",
+           "--quiet", "rules"]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=folder)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"dry run failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    total = [line for line in proc.stdout.splitlines() if line.startswith("total")]
+    return seconds, int(total[0].split()[-1]) if total else -1
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subjects", type=int, default=100)
     parser.add_argument("--sessions", type=int, default=4)
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--no-layout", action="store_true", help="skip pybids' BIDSLayout")
+    parser.add_argument("--dag", action="store_true", help="also time snakemake --dry-run")
     args = parser.parse_args()
     subjects = [f"{s:03d}" for s in range(1, args.subjects + 1)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -165,6 +213,15 @@ def main() -> None:
             print(
                 f"index_dataset + runs/mask/atlas/tr ({label}): {seconds:.2f} s for {n_runs} runs"
             )
+        if args.dag:
+            n_runs = args.sessions * args.runs
+            small = Path(tmp) / "small"
+            write_tree(small, 1, args.sessions, args.runs)
+            one, jobs_one = time_dag(Path(tmp) / "dag1", small, subjects[:1], n_runs)
+            full, jobs = time_dag(Path(tmp) / "dag", root, subjects, n_runs)
+            print(f"snakemake --dry-run, 1 subject: {one:.2f} s ({jobs_one} jobs); "
+                  f"{len(subjects)} subjects: {full:.2f} s ({jobs} jobs); "
+                  f"difference {full - one:.2f} s")
         if not args.no_layout:
             indexed, queried = time_layout(root, subjects)
             print(

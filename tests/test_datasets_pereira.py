@@ -16,7 +16,8 @@ import scipy.io
 from scipy.spatial.distance import pdist
 from scipy.stats import spearmanr
 
-from brainalign.datasets import DatasetError, check_units, get_reader, roi_mask
+from brainalign.datasets.registry import DatasetError, get_reader
+from brainalign.datasets.units import check_units, roi_mask
 from brainalign.datasets.pereira import (
     PereiraReader,
     check_pereira_file,

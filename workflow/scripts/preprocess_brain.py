@@ -1,6 +1,7 @@
 """Rule preprocess_brain: one subject x task, read and preprocessed by the dataset's reader."""
 from brainalign import io
-from brainalign.datasets import check_units, get_reader
+from brainalign.datasets.registry import get_reader
+from brainalign.datasets.units import check_units
 from brainalign.logs import log_to_file
 
 with log_to_file(snakemake.log[0]):

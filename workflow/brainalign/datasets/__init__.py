@@ -6,18 +6,9 @@ betas are estimated here), ``synthetic`` (the embedded demo, written in the bids
 and ``pereira`` (Pereira et al. 2018 experiment 1 ``.mat`` files). Every reader writes the
 labelled representation of :mod:`brainalign.datasets.units`, which encoding and RSA read
 whatever the source.
+
+Import from the submodules (``brainalign.datasets.registry.get_reader``,
+``brainalign.datasets.units.roi_mask``...): this package imports nothing, so an analysis
+step that reads the labelled representation does not load the readers' dependencies
+(pybids, nilearn, scipy).
 """
-
-from .registry import READERS, DatasetError, DatasetReader, get_reader, register_reader
-from .units import check_units, roi_mask, roi_masks_from_sets
-
-__all__ = [
-    "READERS",
-    "DatasetError",
-    "DatasetReader",
-    "get_reader",
-    "register_reader",
-    "check_units",
-    "roi_mask",
-    "roi_masks_from_sets",
-]
