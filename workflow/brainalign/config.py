@@ -151,6 +151,7 @@ def validate_config(
     config = copy.deepcopy(dict(config))
     _fill_defaults(config, schema)
     config["dataset"]["tasks"] = _normalize_tasks(config["dataset"]["tasks"])
+    config["dataset"]["tasks"] = _separate_sessions(config["dataset"], source)
     _check_task_conditions(config, source)
     _check_paths(config, source, Path(workdir))
     _check_models(config, source, Path(workdir))
@@ -164,6 +165,24 @@ def _normalize_tasks(tasks: Any) -> dict[str, dict[str, Any]]:
     if isinstance(tasks, list):
         tasks = {name: {"kind": name} for name in tasks}
     return {name: {**_TASK_DEFAULTS, **dict(spec)} for name, spec in tasks.items()}
+
+
+def _separate_sessions(dataset: dict[str, Any], source: str) -> dict[str, dict[str, Any]]:
+    """With ``session_mode: separate``, one task ``<task>ses<label>`` per task and session."""
+    tasks = dataset["tasks"]
+    if dataset.get("session_mode", "concatenate") != "separate":
+        return tasks
+    if not dataset.get("sessions"):
+        raise ConfigError(
+            f"config 'dataset.session_mode' is 'separate', which needs the sessions listed in "
+            f"'dataset.sessions'; got {dataset.get('sessions')!r}. List them in {source}."
+        )
+    return {
+        f"{name}ses{session}": {**spec, "bids_task": spec.get("bids_task") or name,
+                                "session": session}
+        for name, spec in tasks.items()
+        for session in dataset["sessions"]
+    }
 
 
 def _check_task_conditions(config: dict[str, Any], source: str) -> None:

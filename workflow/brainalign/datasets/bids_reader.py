@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .naming import demo_files, demo_shared_files
-from .registry import register_reader
+from .registry import DatasetError, register_reader
 
 __all__ = ["BidsReader", "is_surface_space"]
 
@@ -126,6 +126,14 @@ class BidsReader:
             files.update(demo_shared_files(self.dataset["root"], self.dataset["atlas"]))
             return {**files, **self._stimulus_inputs(task)}
         runs = self.index.runs(subject, task)
+        if spec.get("session"):
+            runs = [run for run in runs if run.session == spec["session"]]
+            if not runs:
+                raise DatasetError(
+                    f"sub-{subject} has no run of task '{spec.get('bids_task', task)}' in "
+                    f"session '{spec['session']}' under {self.dataset['root']}; expected at "
+                    f"least one for task '{task}'. Fix 'dataset.sessions' in {self.source}."
+                )
         files = {}
         for key in ("sidecar", "confounds", "events"):
             found = [getattr(run, key) for run in runs]

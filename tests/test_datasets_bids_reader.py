@@ -1,0 +1,84 @@
+"""The bids reader's inputs as Snakemake sees them: sessions, surfaces, the demo layout."""
+
+from __future__ import annotations
+
+import pytest
+
+from brainalign.config import validate_config
+from brainalign.datasets.registry import DatasetError, get_reader
+
+from ._fmriprep_files import write_fmriprep_tree
+from .conftest import REPO
+
+
+def _config(root, stimuli, **dataset):
+    import yaml
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["dataset"] = {"format": "bids", "root": str(root), "subjects": ["01", "02"],
+                         "tasks": {"movie": {"kind": "naturalistic"}},
+                         "space": "MNI152NLin2009cAsym", "desc": "preproc", "atlas": "demo",
+                         **dataset}
+    config["stimuli"] = {"root": str(stimuli)}
+    config["encoding"]["joint"] = []
+    config["preprocess"] = {}
+    return validate_config(config)
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fmriprep")
+    return write_fmriprep_tree(root, subjects=("01", "02"), sessions=("1", "2"),
+                               runs_per_session=(2, 1), n_volumes=(20, 18, 22), atlas="demo",
+                               per_subject_atlas=True)
+
+
+def _reader(config):
+    return get_reader(config["dataset"], config["stimuli"]["root"], preprocess=config["preprocess"])
+
+
+def test_sessions_are_concatenated_in_session_run_order(tree, tmp_path):
+    config = _config(tree["root"], tmp_path)
+    files = _reader(config).inputs("01", "movie")
+    assert [f.split("/")[-1].split("_space")[0] for f in files["bold"]] == [
+        "sub-01_ses-1_task-movie_run-1", "sub-01_ses-1_task-movie_run-2", "sub-01_ses-2_task-movie_run-1"]
+    assert len(files["confounds"]) == len(files["sidecar"]) == 3
+    assert files["mask"].endswith("sub-01/anat/sub-01_space-MNI152NLin2009cAsym_desc-brain_mask.nii.gz")
+    assert files["atlas"].endswith("sub-01_space-MNI152NLin2009cAsym_atlas-demo_dseg.nii.gz")
+    assert files["runs"].endswith("naturalistic/runs.tsv")
+
+
+def test_sessions_kept_apart_become_tasks(tree, tmp_path):
+    config = _config(tree["root"], tmp_path, sessions=["1", "2"], session_mode="separate")
+    assert list(config["dataset"]["tasks"]) == ["movieses1", "movieses2"]
+    reader = _reader(config)
+    assert len(reader.inputs("02", "movieses1")["bold"]) == 2
+    (only,) = reader.inputs("02", "movieses2")["bold"]
+    assert "_ses-2_task-movie_run-1_" in only
+
+
+def test_separate_sessions_need_the_session_list(tree, tmp_path):
+    with pytest.raises(ValueError, match=r"config 'dataset.session_mode' is 'separate', which needs "
+                                         r"the sessions listed in 'dataset.sessions'; got None"):
+        _config(tree["root"], tmp_path, session_mode="separate")
+
+
+def test_a_session_without_runs_is_named(tree, tmp_path):
+    config = _config(tree["root"], tmp_path, sessions=["1", "2"], session_mode="separate",
+                     tasks={"movie": {"kind": "naturalistic"}, "rest": {"kind": "naturalistic",
+                                                                        "bids_task": "movie"}})
+    reader = _reader(config)
+    reader.dataset["tasks"]["restses2"]["session"] = "3"
+    with pytest.raises(DatasetError, match=r"sub-01 has no run of task 'movie' in session '3'"):
+        reader.inputs("01", "restses2")
+
+
+def test_demo_inputs_are_predicted_before_the_files_exist(tmp_path):
+    import yaml
+
+    config = validate_config(yaml.safe_load((REPO / "config" / "config.yaml").read_text()))
+    files = _reader(config).inputs("02", "concepts")
+    assert files["bold"][1].endswith(
+        "sub-02/func/sub-02_task-concepts_run-2_space-MNI152_desc-trials_bold.nii.gz")
+    assert files["events"][0].endswith("sub-02_task-concepts_run-1_events.tsv")
+    assert files["mask"].endswith("dataset/space-MNI152_desc-brain_mask.nii.gz")
