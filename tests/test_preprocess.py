@@ -1,7 +1,9 @@
-"""Tests of brainalign.preprocess: atlas loading, naturalistic cleaning, concept patterns."""
+"""Tests of brainalign.preprocess (atlas loading, run cleaning, concept averaging) and of the
+BIDS reader's preprocess_task that composes them for naturalistic and concept tasks."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from scipy import stats
 
 from brainalign.demo import make_demo_dataset
 from brainalign.io import load_arrays, save_arrays, write_json, write_table
+from brainalign.datasets.bids_preprocess import preprocess_task
 from brainalign.datasets.confounds import DEFAULT_CONFOUNDS, select_confounds
 from brainalign.datasets.registry import DatasetError
 from brainalign.preprocess import (
@@ -22,8 +25,6 @@ from brainalign.preprocess import (
     flag_units,
     load_atlas,
     mask_run,
-    preprocess_concepts,
-    preprocess_naturalistic,
 )
 from tests._fmriprep_files import MOTION, voxel_plant, write_fmriprep_tree
 
@@ -32,11 +33,39 @@ AFFINE = np.array([[3.0, 0, 0, -10], [0, 3.0, 0, -12], [0, 0, 3.0, -8], [0, 0, 0
 TR = 1.5
 RUN_TRS = (40, 33)
 CONFOUNDS = ["trans_x", "rot_z", "csf"]
+ROIS = ["lang", "vis"]
+#: the config's ``preprocess`` section, ``zscore`` resolved to a bool (as BidsReader passes it)
+PARAMS = {"high_pass": 0.01, "detrend": True, "confounds": CONFOUNDS, "zscore": True}
 
 
 def _save(data: np.ndarray, path: Path, affine: np.ndarray = AFFINE) -> Path:
     nib.save(nib.Nifti1Image(data, affine), str(path))
     return path
+
+
+def _runs_table(path: Path, tr: float, n_trs) -> Path:
+    """The stimuli's naturalistic/runs.tsv, where preprocess_task takes the TR from."""
+    table = pd.DataFrame({"run": range(1, len(n_trs) + 1), "tr": tr, "n_trs": list(n_trs)})
+    write_table(table, path)
+    return path
+
+
+def _labels(labels_file) -> list[str]:
+    """The ROI names of an atlas labels TSV, in its order (so roi k + 1 = its k-th row)."""
+    return [str(name) for name in pd.read_csv(labels_file, sep="\t")["name"]]
+
+
+def _preprocess(inputs: dict, kind: str = "naturalistic", rois=ROIS, **params):
+    """preprocess_task on one subject's volume files, ``params`` overriding PARAMS."""
+    return preprocess_task(
+        inputs,
+        subject="01",
+        task=kind,
+        kind=kind,
+        surface=False,
+        rois=list(rois),
+        params={**PARAMS, **params},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +83,7 @@ def tiny(tmp_path_factory) -> dict:
     }
     files["labels"] = root / "labels.tsv"
     write_table(pd.DataFrame({"index": [1, 2], "name": ["lang", "vis"]}), files["labels"])
-    files["bold"], files["confounds"] = [], []
+    files["bold"], files["sidecar"], files["confounds"] = [], [], []
     for run, n in enumerate(RUN_TRS, start=1):
         conf = np.cumsum(rng.standard_normal((n, 3)), axis=0)
         bold = (
@@ -65,19 +94,24 @@ def tiny(tmp_path_factory) -> dict:
         bold += np.linspace(0, 5, n)  # drift
         stem = root / f"sub-01_task-naturalistic_run-{run}"
         files["bold"].append(_save(bold.astype(np.float32), Path(f"{stem}_bold.nii.gz")))
-        write_json({"RepetitionTime": TR}, f"{stem}_bold.json")
+        files["sidecar"].append(Path(f"{stem}_bold.json"))
+        write_json({"RepetitionTime": TR}, files["sidecar"][-1])
         table = pd.DataFrame(conf, columns=CONFOUNDS)
         table["framewise_displacement"] = np.r_[np.nan, rng.random(n - 1)]
         files["confounds"].append(Path(f"{stem}_desc-confounds_timeseries.tsv"))
         write_table(table, files["confounds"][-1])
+    files["runs"] = _runs_table(root / "runs.tsv", TR, RUN_TRS)
     return files
 
 
-def _clean(tiny, **kwargs):
-    kwargs = {"tr": TR, "subject": "01", "confounds": CONFOUNDS, **kwargs}
-    return preprocess_naturalistic(
-        tiny["bold"], tiny["confounds"], tiny["mask"], tiny["atlas"], tiny["labels"], **kwargs
-    )
+def _inputs(tiny, **files) -> dict:
+    """preprocess_task's inputs of a volume naturalistic task, ``files`` replacing some."""
+    keys = ("bold", "sidecar", "confounds", "mask", "atlas", "labels", "runs")
+    return {**{key: tiny[key] for key in keys}, **files}
+
+
+def _clean(tiny, **params):
+    return _preprocess(_inputs(tiny), **params)
 
 
 # ----------------------------------------------------------------------------- atlas
@@ -118,24 +152,36 @@ def test_naturalistic_layout(tiny):
     assert (atlas[tuple(arrays["ijk"].T)] == arrays["roi"]).all()
     assert meta["runs"] == [1, 2] and meta["tr"] == TR and meta["rois"] == {"lang": 1, "vis": 2}
     assert meta["shape"] == list(SHAPE) and np.allclose(meta["affine"], AFFINE)
-    untouched, _ = _clean(tiny, high_pass=None, detrend=False, confounds=[], standardize=False)
+    assert (meta["kind"], meta["geometry"], meta["subject"]) == ("timeseries", "volume", "01")
+    assert meta["n_volumes"] == list(RUN_TRS)
+    untouched, _ = _clean(tiny, high_pass=None, detrend=False, confounds=[], zscore=False)
     for run, bold_file in enumerate(tiny["bold"], start=1):  # columns follow ijk exactly
         raw = np.asarray(nib.load(bold_file).dataobj)[tuple(arrays["ijk"].T)].T
         assert np.array_equal(untouched["bold"][untouched["run"] == run], raw)
 
 
-@pytest.mark.parametrize("high_pass_filter", ["cosine", "butterworth", None])
-def test_each_run_is_zscored(tiny, high_pass_filter):
-    arrays, _ = _clean(tiny, high_pass_filter=high_pass_filter)
+def test_each_run_is_zscored(tiny):
+    arrays, _ = _clean(tiny)
     for run in (1, 2):
         block = arrays["bold"][arrays["run"] == run].astype(np.float64)
         assert np.allclose(block.mean(axis=0), 0, atol=1e-5)
         assert np.allclose(block.std(axis=0, ddof=1), 1, atol=1e-5)
 
 
+@pytest.mark.parametrize("high_pass_filter", ["cosine", "butterworth", None])
+def test_clean_run_zscores_with_every_high_pass_filter(tiny, high_pass_filter):
+    mask_img = nib.load(tiny["mask"])
+    for bold_file, conf_file in zip(tiny["bold"], tiny["confounds"]):
+        data = mask_run(bold_file, mask_img, tiny["mask"])
+        confounds = pd.read_csv(conf_file, sep="\t")[CONFOUNDS].to_numpy()
+        cleaned, _ = clean_run(data, confounds, tr=TR, high_pass_filter=high_pass_filter)
+        assert np.allclose(cleaned.mean(axis=0), 0, atol=1e-5)
+        assert np.allclose(cleaned.std(axis=0, ddof=1), 1, atol=1e-5)
+
+
 def test_cleaning_matches_ordinary_least_squares(tiny):
     """Reference: residuals of OLS on [1, t, confounds, cosines], then sample z-score."""
-    arrays, _ = _clean(tiny, confounds=CONFOUNDS, high_pass=0.02)
+    arrays, _ = _clean(tiny, high_pass=0.02)
     ijk = tuple(arrays["ijk"].T)
     for run, (bold_file, conf_file) in enumerate(zip(tiny["bold"], tiny["confounds"]), start=1):
         data = np.asarray(nib.load(bold_file).dataobj, dtype=np.float64)[ijk].T
@@ -159,20 +205,15 @@ def test_default_strategy_is_never_every_column(tiny):
     """The default (motion, WM/CSF, high-pass) needs fMRIPrep's columns the tiny file lacks."""
     with pytest.raises(
         DatasetError,
-        match=r"lacks columns 'trans_y' \(close: trans_x\), 'trans_z' .* "
-        r"and 1 more that config 'preprocess.confounds' \(\{\"strategy\": \[\"motion\"",
+        match=r"confounds '.*run-1_desc-confounds_timeseries.tsv' lacks columns 'trans_y' "
+        r"\(close: trans_x\), 'trans_z' .* and 1 more that config 'preprocess.confounds' "
+        r"\(\{\"strategy\": \[\"motion\"",
     ):
-        preprocess_naturalistic(
-            tiny["bold"],
-            tiny["confounds"],
-            tiny["mask"],
-            tiny["atlas"],
-            tiny["labels"],
-            tr=TR,
-            subject="01",
-        )
+        _clean(tiny, confounds=DEFAULT_CONFOUNDS)
     listed, meta = _clean(tiny, confounds=[*CONFOUNDS, "framewise_displacement"])
-    assert meta["confounds"] == [*CONFOUNDS, "framewise_displacement"]
+    assert [r["columns"] for r in meta["qc"]["runs"]] == [
+        [*CONFOUNDS, "framewise_displacement"]
+    ] * 2
     assert [r["n_columns"] for r in meta["qc"]["runs"]] == [4, 4]
     assert np.isfinite(
         listed["bold"]
@@ -180,33 +221,26 @@ def test_default_strategy_is_never_every_column(tiny):
     assert not np.allclose(listed["bold"], _clean(tiny)[0]["bold"])
 
 
-def test_naturalistic_errors(tiny):
+def test_naturalistic_errors(tiny, tmp_path):
+    runs = _runs_table(tmp_path / "runs.tsv", 2.0, RUN_TRS)
     with pytest.raises(
-        ValueError, match=r"RepetitionTime 1.5 s in '.*run-1_bold.json' does not match tr=2.0 s"
+        DatasetError,
+        match=r"RepetitionTime 1.5 s in '.*run-1_bold.json' does not match tr=2.0 s of "
+        r"'.*runs.tsv'; fix naturalistic/runs.tsv or the sidecar",
     ):
-        _clean(tiny, tr=2.0)
+        _preprocess(_inputs(tiny, runs=runs))
     with pytest.raises(
-        ValueError,
+        DatasetError,
         match=r"confounds '.*run-1_desc-confounds_timeseries.tsv' lacks columns 'white_matter'",
     ):
         _clean(tiny, confounds=["trans_x", "white_matter"])
+    with pytest.raises(DatasetError, match=r"atlas labels '.*labels.tsv' have no ROI \['motor'\]"):
+        _preprocess(_inputs(tiny), rois=["lang", "motor"])
+    data = mask_run(tiny["bold"][0], nib.load(tiny["mask"]), tiny["mask"])
     with pytest.raises(
         ValueError, match=r"'high_pass_filter' must be 'cosine', 'butterworth' or None; got 'fir'"
     ):
-        _clean(tiny, high_pass_filter="fir")
-    with pytest.raises(
-        ValueError,
-        match=r"'bold_files' and 'confounds_files' must be non-empty lists of equal length.*got 2 and 1",
-    ):
-        preprocess_naturalistic(
-            tiny["bold"],
-            tiny["confounds"][:1],
-            tiny["mask"],
-            tiny["atlas"],
-            tiny["labels"],
-            tr=TR,
-            subject="01",
-        )
+        clean_run(data, tr=TR, high_pass_filter="fir")
 
 
 def test_bold_grid_mismatch(tiny, tmp_path):
@@ -214,17 +248,11 @@ def test_bold_grid_mismatch(tiny, tmp_path):
         np.zeros((7, 8, 9, 5), dtype=np.float32), tmp_path / "sub-01_run-1_bold.nii.gz", AFFINE * 2
     )
     with pytest.raises(
-        ValueError, match=r"BOLD image '.*sub-01_run-1_bold.nii.gz' has grid shape \(7, 8, 9\)"
+        ValueError,
+        match=r"BOLD image '.*sub-01_run-1_bold.nii.gz' has grid shape \(7, 8, 9\) \(affine "
+        r"diagonal \[6.0, 6.0, 6.0\]\) but mask '.*mask.nii.gz' has shape \(7, 8, 9\)",
     ):
-        preprocess_naturalistic(
-            [bad],
-            tiny["confounds"][:1],
-            tiny["mask"],
-            tiny["atlas"],
-            tiny["labels"],
-            tr=TR,
-            subject="01",
-        )
+        _preprocess(_inputs(tiny, bold=[bad], sidecar=[], confounds=tiny["confounds"][:1]))
 
 
 # ----------------------------------------------------------------------------- planted signal
@@ -271,12 +299,13 @@ def demo(tmp_path_factory) -> Path:
     return make_demo_dataset(root / "ds", generators=generators, n_subjects=1, snr=0.5, seed=11)
 
 
-def _demo_inputs(ds: Path) -> list:
-    return [
-        ds / "space-MNI152_desc-brain_mask.nii.gz",
-        ds / "space-MNI152_atlas-demo_dseg.nii.gz",
-        ds / "space-MNI152_atlas-demo_dseg.tsv",
-    ]
+def _demo_inputs(ds: Path) -> dict:
+    """The demo's shared mask, atlas and labels, as preprocess_task's inputs."""
+    return {
+        "mask": ds / "space-MNI152_desc-brain_mask.nii.gz",
+        "atlas": ds / "space-MNI152_atlas-demo_dseg.nii.gz",
+        "labels": ds / "space-MNI152_atlas-demo_dseg.tsv",
+    }
 
 
 def _corr_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -284,24 +313,22 @@ def _corr_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).mean(axis=0)
 
 
-def test_cleaning_recovers_planted_signal(demo):
+def test_cleaning_recovers_planted_signal(demo, tmp_path):
     func = demo / "sub-01" / "func"
-    bold = sorted(func.glob("sub-01_task-naturalistic_run-*_bold.nii.gz"))
-    conf = sorted(func.glob("sub-01_task-naturalistic_run-*_desc-confounds_timeseries.tsv"))
-    assert len(bold) == len(conf) == 2
-    cleaned, _ = preprocess_naturalistic(
-        bold, conf, *_demo_inputs(demo), tr=2.0, subject="01", confounds=list(MOTION)
-    )
-    raw, _ = preprocess_naturalistic(
-        bold,
-        conf,
-        *_demo_inputs(demo),
-        tr=2.0,
-        subject="01",
-        high_pass=None,
-        detrend=False,
-        confounds=[],
-        standardize=False,
+    inputs = {
+        "bold": sorted(func.glob("sub-01_task-naturalistic_run-*_bold.nii.gz")),
+        "sidecar": sorted(func.glob("sub-01_task-naturalistic_run-*_bold.json")),
+        "confounds": sorted(
+            func.glob("sub-01_task-naturalistic_run-*_desc-confounds_timeseries.tsv")
+        ),
+        "runs": _runs_table(tmp_path / "runs.tsv", 2.0, DEMO_TRS),
+        **_demo_inputs(demo),
+    }
+    assert len(inputs["bold"]) == len(inputs["sidecar"]) == len(inputs["confounds"]) == 2
+    rois = _labels(inputs["labels"])
+    cleaned, _ = _preprocess(inputs, rois=rois, confounds=list(MOTION))
+    raw, _ = _preprocess(
+        inputs, rois=rois, high_pass=None, detrend=False, confounds=[], zscore=False
     )
     truth, _ = load_arrays(
         demo / "ground_truth" / "sub-01_task-naturalistic_desc-signal.safetensors"
@@ -312,19 +339,27 @@ def test_cleaning_recovers_planted_signal(demo):
     r_raw = _corr_columns(truth["signal"], raw["bold"][:, driven])
     assert r_clean.mean() > r_raw.mean() + 0.1 and (r_clean > r_raw).mean() > 0.8
     assert 0.4 < r_clean.mean() < np.sqrt(0.5 / 1.5) + 0.05  # at most the planted correlation
-    control = cleaned["bold"][:, cleaned["roi"] == 3]
+    control = cleaned["bold"][:, cleaned["roi"] == rois.index("control") + 1]
     r_null = _corr_columns(truth["signal"][:, : control.shape[1]], control)
     assert abs(r_null.mean()) < 0.05
 
 
-def test_concept_patterns_recover_planted_signal(demo):
+def _concepts_table(path: Path, concepts: list[str]) -> Path:
+    """The stimuli's concepts.tsv: the row order of the patterns."""
+    write_table(pd.DataFrame({"concept": concepts}), path)
+    return path
+
+
+def test_concept_patterns_recover_planted_signal(demo, tmp_path):
     func = demo / "sub-01" / "func"
-    bold = sorted(func.glob("sub-01_task-concepts_run-*_desc-trials_bold.nii.gz"))
-    events = [func / f"sub-01_task-concepts_run-{r}_events.tsv" for r in (1, 2)]
-    arrays, meta = preprocess_concepts(
-        bold, events, *_demo_inputs(demo), subject="01", concepts=CONCEPTS
-    )
-    assert meta["stimuli"] == CONCEPTS and meta["n_repeats"] == 6
+    inputs = {
+        "bold": sorted(func.glob("sub-01_task-concepts_run-*_desc-trials_bold.nii.gz")),
+        "events": [func / f"sub-01_task-concepts_run-{r}_events.tsv" for r in (1, 2)],
+        "concepts": _concepts_table(tmp_path / "concepts.tsv", CONCEPTS),
+        **_demo_inputs(demo),
+    }
+    arrays, meta = _preprocess(inputs, "concepts", rois=_labels(inputs["labels"]))
+    assert meta["stimuli"] == CONCEPTS and meta["n_repeats"] == 6 and meta["kind"] == "concepts"
     truth, _ = load_arrays(demo / "ground_truth" / "sub-01_task-concepts_desc-signal.safetensors")
     position = {tuple(v): i for i, v in enumerate(arrays["ijk"])}
     patterns = arrays["patterns"][:, [position[tuple(v)] for v in truth["ijk"]]]
@@ -360,17 +395,16 @@ def _hand_average(bold_file: Path, trials: list[str], order: list[str], ijk: tup
     return np.stack([z[[i for i, t in enumerate(trials) if t == c]].mean(axis=0) for c in order])
 
 
-def test_concept_averaging_by_hand(tiny, concept_runs):
+def _concept_inputs(tiny, concept_runs, concepts: Path, **files) -> dict:
+    """preprocess_task's inputs of a volume concepts task, ``files`` replacing some."""
+    shared = {key: tiny[key] for key in ("mask", "atlas", "labels")}
+    return {**concept_runs, **shared, "concepts": concepts, **files}
+
+
+def test_concept_averaging_by_hand(tiny, concept_runs, tmp_path):
     order = ["yam", "pear", "fig"]
-    arrays, meta = preprocess_concepts(
-        concept_runs["bold"],
-        concept_runs["events"],
-        tiny["mask"],
-        tiny["atlas"],
-        tiny["labels"],
-        subject="01",
-        concepts=order,
-    )
+    listed = _concepts_table(tmp_path / "concepts.tsv", order)
+    arrays, meta = _preprocess(_concept_inputs(tiny, concept_runs, listed), "concepts")
     ijk = tuple(arrays["ijk"].T)
     expected = np.stack(
         [_hand_average(f, TRIALS[r], order, ijk) for r, f in zip((1, 2), concept_runs["bold"])]
@@ -379,55 +413,44 @@ def test_concept_averaging_by_hand(tiny, concept_runs):
     assert np.allclose(arrays["patterns_by_run"], expected, atol=1e-5)
     assert np.allclose(arrays["patterns"], expected.mean(axis=0), atol=1e-5)
     assert meta["stimuli"] == order and meta["n_repeats"] == [5, 4, 4] and meta["runs"] == [1, 2]
-    default, meta = preprocess_concepts(
-        concept_runs["bold"],
-        concept_runs["events"],
-        tiny["mask"],
-        tiny["atlas"],
-        tiny["labels"],
-        subject="01",
-    )
-    assert meta["stimuli"] == ["fig", "pear", "yam"]
-    assert np.allclose(default["patterns"], arrays["patterns"][[2, 1, 0]])
+    assert meta["rois"] == {"lang": 1, "vis": 2} and (arrays["roi"] > 0).sum() == 18 + 24
+    other = _concepts_table(tmp_path / "other.tsv", ["fig", "pear", "yam"])
+    reordered, meta = _preprocess(_concept_inputs(tiny, concept_runs, other), "concepts")
+    assert meta["stimuli"] == ["fig", "pear", "yam"]  # rows follow concepts.tsv
+    assert np.allclose(reordered["patterns"], arrays["patterns"][[2, 1, 0]])
+    assert np.allclose(reordered["patterns_by_run"], arrays["patterns_by_run"][:, [2, 1, 0]])
 
 
 def test_concept_errors(tiny, concept_runs, tmp_path):
+    every = _concepts_table(tmp_path / "concepts.tsv", ["fig", "pear", "yam"])
     short = tmp_path / "sub-01_task-concepts_run-2_events.tsv"
     events = pd.DataFrame({"trial": range(1, 7), "concept": ["yam", "pear"] * 3})
     write_table(events, short)
     with pytest.raises(
         ValueError,
-        match=r"events '.*run-2_events.tsv' must contain every concept exactly as listed; missing \['fig'\]",
+        match=r"events '.*run-2_events.tsv' must contain every concept exactly as listed; "
+        r"missing \['fig'\], unknown \[\]",
     ):
-        preprocess_concepts(
-            [concept_runs["bold"][0], concept_runs["bold"][1]],
-            [concept_runs["events"][0], short],
-            tiny["mask"],
-            tiny["atlas"],
-            tiny["labels"],
-            subject="01",
+        _preprocess(
+            _concept_inputs(tiny, concept_runs, every, events=[concept_runs["events"][0], short]),
+            "concepts",
         )
-    with pytest.raises(ValueError, match=r"missing \[\], unknown \['fig'\]"):
-        preprocess_concepts(
-            concept_runs["bold"],
-            concept_runs["events"],
-            tiny["mask"],
-            tiny["atlas"],
-            tiny["labels"],
-            subject="01",
-            concepts=["yam", "pear"],
-        )
+    two = _concepts_table(tmp_path / "two.tsv", ["yam", "pear"])
     with pytest.raises(
-        ValueError,
-        match=r"events '.*run-1_events.tsv' must have a 'concept' column and one row per volume \(7\); got .* 6 rows",
+        ValueError, match=r"events '.*run-1_events.tsv' .* missing \[\], unknown \['fig'\]"
     ):
-        preprocess_concepts(
-            [concept_runs["bold"][0]],
-            [short.rename(tmp_path / "sub-01_task-concepts_run-1_events.tsv")],
-            tiny["mask"],
-            tiny["atlas"],
-            tiny["labels"],
-            subject="01",
+        _preprocess(_concept_inputs(tiny, concept_runs, two), "concepts")
+    wrong = short.rename(tmp_path / "sub-01_task-concepts_run-1_events.tsv")
+    with pytest.raises(
+        DatasetError,
+        match=r"events '.*run-1_events.tsv' must have a 'concept' column and one row per volume "
+        r"\(7\); got columns \['trial', 'concept'\] and 6 rows. Pass the events file of this run.",
+    ):
+        _preprocess(
+            _concept_inputs(
+                tiny, concept_runs, every, bold=concept_runs["bold"][:1], events=[wrong]
+            ),
+            "concepts",
         )
 
 
@@ -580,21 +603,21 @@ def test_nan_and_constant_units_are_counted_and_zeroed(fmriprep, caplog):
     )
 
 
-def test_sessions_concatenated_with_dropped_volumes_labelled(fmriprep):
+def test_sessions_concatenated_with_dropped_volumes_labelled(fmriprep, tmp_path):
     sub = fmriprep["subjects"]["01"]
     atlas = fmriprep["root"] / f"space-{fmriprep['space']}_atlas-demo_dseg"
-    arrays, meta = preprocess_naturalistic(
-        [r["bold"] for r in sub["runs"]],
-        [r["confounds"] for r in sub["runs"]],
-        sub["mask"],
-        f"{atlas}.nii.gz",
-        f"{atlas}.tsv",
-        tr=fmriprep["tr"],
-        subject="01",
-    )
+    inputs = {key: [r[key] for r in sub["runs"]] for key in ("bold", "sidecar", "confounds")} | {
+        "mask": sub["mask"],
+        "atlas": f"{atlas}.nii.gz",
+        "labels": f"{atlas}.tsv",
+        "runs": _runs_table(tmp_path / "runs.tsv", fmriprep["tr"], FMRIPREP_TRS),
+    }
+    arrays, meta = _preprocess(inputs, rois=_labels(f"{atlas}.tsv"), confounds=DEFAULT_CONFOUNDS)
     kept = [n - N_DUMMY for n in FMRIPREP_TRS]
     assert meta["runs"] == [1, 2, 3]  # run entities repeat across sessions (1, 2, 1)
-    assert meta["n_volumes"] == list(FMRIPREP_TRS) and meta["confounds"] == DEFAULT_CONFOUNDS
+    assert meta["n_volumes"] == list(FMRIPREP_TRS) and meta["tr"] == fmriprep["tr"]
+    default = json.loads(json.dumps(DEFAULT_CONFOUNDS))
+    assert [json.loads(r["strategy"]) for r in meta["qc"]["runs"]] == [default] * 3
     assert arrays["run"].tolist() == [1] * kept[0] + [2] * kept[1] + [3] * kept[2]
     assert arrays["volume"].tolist() == [v for n in FMRIPREP_TRS for v in range(N_DUMMY, n)]
     assert [r["dropped_volumes"] for r in meta["qc"]["runs"]] == [[0, 1]] * 3
@@ -620,15 +643,9 @@ def test_dead_voxel_flagged_in_every_run(tiny, tmp_path):
     shutil.copy(
         Path(tiny["bold"][1]).with_name("sub-01_task-naturalistic_run-2_bold.json"), tmp_path
     )
-    arrays, meta = preprocess_naturalistic(
-        [tiny["bold"][0], dead],
-        tiny["confounds"],
-        tiny["mask"],
-        tiny["atlas"],
-        tiny["labels"],
-        tr=TR,
-        subject="01",
-        confounds=CONFOUNDS,
+    sidecar = tmp_path / "sub-01_task-naturalistic_run-2_bold.json"
+    arrays, meta = _preprocess(
+        _inputs(tiny, bold=[tiny["bold"][0], dead], sidecar=[tiny["sidecar"][0], sidecar])
     )
     unit = [tuple(v) for v in arrays["ijk"]].index((2, 3, 4))
     assert meta["qc"]["flagged_units"] == [unit] and meta["qc"]["runs"][1]["nan_units"] == [unit]

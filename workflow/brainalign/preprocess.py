@@ -1,36 +1,37 @@
-"""Masking and cleaning of BOLD data with nilearn, into labelled voxel arrays.
+"""Masking and cleaning of BOLD data with nilearn: the steps the dataset readers compose.
 
-Both tasks keep every voxel of the brain mask (``roi`` 0 marks voxels outside the atlas ROIs)
-in the mask's C order, which is the order of ``ijk`` and of :func:`nilearn.masking.apply_mask`.
+:func:`brainalign.datasets.bids_preprocess.preprocess_task` puts these together for one
+subject x task; this module holds the steps themselves.
 
-* Naturalistic task, per run (:func:`clean_run`): drop the non-steady-state (and scrubbed)
-  volumes, detrend, high-pass (cosine drift regressors, unless fMRIPrep's own cosine
+* Geometry: :func:`load_atlas` reads the brain mask and the ROI atlas on its grid;
+  :func:`voxel_labels` gives every voxel of the mask (``roi`` 0 marks voxels outside the
+  atlas ROIs) in the mask's C order, which is the order of ``ijk`` and of
+  :func:`mask_run` (:func:`nilearn.masking.apply_mask`).
+* Naturalistic runs (:func:`clean_run`): drop the non-steady-state (and scrubbed) volumes,
+  detrend, high-pass (:func:`cosine_drift` regressors, unless fMRIPrep's own cosine
   columns are among the confounds), regress the confounds chosen by
-  :mod:`brainalign.datasets.confounds`, z-score each unit; runs are then concatenated.
-* Concept task, per run: mask the single-trial volumes, z-score each voxel across the run's
-  trials, average the trials of each concept (:func:`concept_means`); the run patterns are
-  then averaged.
+  :mod:`brainalign.datasets.confounds`, z-score each unit.
+* Single trials of one run (:func:`concept_means`): z-score each unit across the run's
+  trials, average the trials of each concept.
 
 Units (voxels or vertices) whose signal is NaN / infinite or constant are neither dropped
-nor silently cleaned: they are kept in place (so every run has the same units and the
-labels stay valid), set to exactly 0 in the output, and listed in the ``qc`` record
-(``nan_units``, ``constant_units``: unit indices) with a warning in the log.
+nor silently cleaned by :func:`clean_run`: they are kept in place (so every run has the
+same units and the labels stay valid), set to exactly 0 in the output, and listed in the
+``qc`` record (``nan_units``, ``constant_units``: unit indices, from :func:`flag_units`)
+with a warning in the log.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 import warnings
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .datasets.confounds import DEFAULT_CONFOUNDS, select_confounds
-from .io import read_json, read_table
+from .io import read_table
 
 __all__ = [
     "load_atlas",
@@ -40,14 +41,11 @@ __all__ = [
     "flag_units",
     "clean_run",
     "concept_means",
-    "preprocess_naturalistic",
-    "preprocess_concepts",
 ]
 
 logger = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike
-_RUN = re.compile(r"_run-(\d+)_")
 
 
 # ----------------------------------------------------------------------------- grids
@@ -149,32 +147,7 @@ def mask_run(bold_file: PathLike, mask_img, mask_file: PathLike) -> np.ndarray:
     return apply_mask(img, mask_img, dtype="f", ensure_finite=False).astype(np.float64)
 
 
-def _run_label(path: PathLike, position: int) -> int:
-    match = _RUN.search(Path(path).name)
-    return int(match.group(1)) if match else position + 1
-
-
-# ----------------------------------------------------------------------------- naturalistic
-def _sidecar(bold_file: PathLike) -> Path:
-    name = Path(bold_file).name
-    stem = name[: -len(".nii.gz")] if name.endswith(".nii.gz") else Path(name).stem
-    return Path(bold_file).with_name(stem + ".json")
-
-
-def _check_tr(bold_file: PathLike, tr: float) -> None:
-    """Compare the sidecar's RepetitionTime with ``tr``; a missing sidecar is logged."""
-    sidecar = _sidecar(bold_file)
-    if not sidecar.exists():
-        logger.warning("no sidecar '%s'; trusting tr=%.4g s", sidecar, tr)
-        return
-    found = read_json(sidecar).get("RepetitionTime")
-    if found is None or not np.isclose(float(found), tr, rtol=1e-3):
-        raise ValueError(
-            f"RepetitionTime {found} s in '{sidecar}' does not match tr={tr} s; pass the "
-            "dataset's TR (config) or fix the sidecar."
-        )
-
-
+# ----------------------------------------------------------------------------- cleaning
 def cosine_drift(n_volumes: int, tr: float, high_pass: float) -> np.ndarray:
     """DCT-II drift regressors below ``high_pass`` (SPM/fMRIPrep style), without the constant.
 
@@ -322,124 +295,7 @@ def _log_run(qc: Mapping[str, Any]) -> None:
                        (qc["nan_units"] + qc["constant_units"])[:10])
 
 
-def _check_run_lists(first: Sequence, second: Sequence, names: tuple[str, str]) -> None:
-    if isinstance(first, (str, os.PathLike)) or len(first) == 0 or len(first) != len(second):
-        raise ValueError(
-            f"parameters '{names[0]}' and '{names[1]}' must be non-empty lists of equal length "
-            f"(one file per run); got {len(first)} and {len(second)}. Pass one per run."
-        )
-
-
-def _run_labels(bold_files: Sequence[PathLike], run_labels: Sequence[int] | None) -> list[int]:
-    """Given labels, else the files' run entities if unique, else 1..n."""
-    if run_labels is not None:
-        return [int(r) for r in run_labels]
-    labels = [_run_label(path, k) for k, path in enumerate(bold_files)]
-    return labels if len(set(labels)) == len(labels) else list(range(1, len(labels) + 1))
-
-
-def _clean_file(bold_file, conf_file, mask_img, mask_file, settings) -> tuple[np.ndarray, dict]:
-    data = mask_run(bold_file, mask_img, mask_file)
-    regressors, sample_mask, report = select_confounds(
-        bold_file, settings["confounds"], n_volumes=len(data), confounds_file=conf_file
-    )
-    cleaned, qc = clean_run(
-        data, regressors, sample_mask, fmriprep_high_pass=report["fmriprep_high_pass"],
-        **{key: settings[key] for key in ("tr", "high_pass", "detrend", "standardize",
-                                           "high_pass_filter")},
-    )
-    return cleaned, {**report, **qc, "file": str(bold_file)}
-
-
-def preprocess_naturalistic(
-    bold_files: Sequence[PathLike], confounds_files: Sequence[PathLike | None],
-    mask_file: PathLike, atlas_file: PathLike, labels_file: PathLike, *, tr: float,
-    high_pass: float | None = 0.01, detrend: bool = True, confounds: Any = DEFAULT_CONFOUNDS,
-    standardize: bool = True, subject: str, high_pass_filter: str | None = "cosine",
-    run_labels: Sequence[int] | None = None,
-) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Mask and clean naturalistic runs (:func:`clean_run`); concatenate them in order.
-
-    Parameters
-    ----------
-    bold_files, confounds_files : list of path-like
-        One 4D BOLD image and one confounds TSV (None when ``confounds`` is ``[]``) per
-        run, in (session, run) order. The sidecar next to each image (``*_bold.json``)
-        must give ``RepetitionTime`` equal to ``tr``.
-    mask_file, atlas_file, labels_file : path-like
-        Brain mask, ROI atlas on the mask grid, and its ``index``/``name`` TSV.
-    tr : float
-        Repetition time (s).
-    high_pass : float or None
-        High-pass cutoff (Hz); None or 0 disables it.
-    detrend : bool
-        Remove each run's linear trend (from data and confounds).
-    confounds : str, mapping or list of str
-        ``preprocess.confounds`` (see :mod:`brainalign.datasets.confounds`); default: 6
-        motion parameters, WM and CSF, fMRIPrep's cosines, non-steady-state volumes dropped.
-    standardize : bool
-        Z-score each voxel per run (sample std, nilearn's ``'zscore_sample'``).
-    subject : str
-        Subject label, recorded in the metadata.
-    high_pass_filter : {'cosine', 'butterworth', None}
-        How ``high_pass`` is applied when fMRIPrep's cosines are not regressed.
-    run_labels : list of int or None
-        CV group of each run (e.g. 1..n over sessions); None: the files' run entities
-        when unique, else 1..n.
-
-    Returns
-    -------
-    arrays : dict
-        ``bold`` float32 (n_trs_total, n_voxels), ``run`` int32 (n_trs_total,), ``volume``
-        int32 (n_trs_total,) each TR's index in its run (dropped volumes are absent),
-        ``roi`` int32 (n_voxels,), ``ijk`` int32 (n_voxels, 3).
-    metadata : dict
-        ``subject``, ``task``, ``runs``, ``n_volumes`` (per run, before dropping), ``tr``,
-        ``rois``, ``affine``, ``shape``, the cleaning settings, and ``qc``: per run the
-        confound report and :func:`clean_run`'s record; ``flagged_units`` (NaN or constant
-        in any run: 0 in every run).
-    """
-    _check_run_lists(bold_files, confounds_files, ("bold_files", "confounds_files"))
-    if not (isinstance(tr, (int, float)) and tr > 0):
-        raise ValueError(f"parameter 'tr' must be a positive number of seconds; got {tr!r}")
-    mask_img, atlas_img, rois = load_atlas(atlas_file, labels_file, mask_file)
-    settings = {"tr": tr, "high_pass": high_pass, "detrend": detrend, "confounds": confounds,
-                "standardize": standardize, "high_pass_filter": high_pass_filter}
-    blocks, reports = [], []
-    for bold_file, conf_file in zip(bold_files, confounds_files):
-        _check_tr(bold_file, tr)
-        cleaned, report = _clean_file(bold_file, conf_file, mask_img, mask_file, settings)
-        blocks.append(cleaned)
-        reports.append(report)
-    runs = _run_labels(bold_files, run_labels)
-    flagged = sorted({u for r in reports for u in r["nan_units"] + r["constant_units"]})
-    bold = np.concatenate(blocks).astype(np.float32)
-    bold[:, flagged] = 0.0
-    logger.info("sub-%s: %d runs, %d TRs x %d voxels kept; %d units flagged", subject,
-                len(runs), *bold.shape, len(flagged))
-    roi, ijk = voxel_labels(mask_img, atlas_img)
-    volumes = [np.setdiff1d(np.arange(r["n_volumes"]), r["dropped_volumes"]) for r in reports]
-    arrays = {"bold": bold, "roi": roi, "ijk": ijk,
-              "run": np.repeat(np.array(runs, dtype=np.int32), [len(b) for b in blocks]),
-              "volume": np.concatenate(volumes).astype(np.int32)}
-    metadata = {"subject": subject, "task": "naturalistic", "runs": runs,
-                "n_volumes": [r["n_volumes"] for r in reports], "tr": float(tr), "rois": rois,
-                "affine": mask_img.affine.tolist(), "shape": list(mask_img.shape), **settings,
-                "qc": {"runs": reports, "flagged_units": flagged}}
-    return arrays, metadata
-
-
 # ----------------------------------------------------------------------------- concepts
-def _check_events(events, events_file: PathLike, n_volumes: int):
-    if "concept" not in events.columns or len(events) != n_volumes:
-        raise ValueError(
-            f"events '{events_file}' must have a 'concept' column and one row per volume "
-            f"({n_volumes}); got columns {list(events.columns)} and {len(events)} rows. "
-            "Pass the events file of this run."
-        )
-    return [str(c) for c in events["concept"]]
-
-
 def concept_means(
     data: np.ndarray, labels: Sequence[str], concepts: Sequence[str], source: PathLike, *,
     zscore: bool = True,
@@ -486,65 +342,3 @@ def concept_means(
     design[codes, np.arange(len(codes))] = 1.0
     counts = design.sum(axis=1)
     return design @ data / counts[:, None], counts.astype(int)
-
-
-def preprocess_concepts(
-    bold_files: Sequence[PathLike], events_files: Sequence[PathLike], mask_file: PathLike,
-    atlas_file: PathLike, labels_file: PathLike, *, subject: str,
-    concepts: Sequence[str] | None = None,
-) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Concept patterns from single-trial volumes: z-score per run, average per concept.
-
-    Parameters
-    ----------
-    bold_files, events_files : list of path-like
-        Per run, a 4D image with one volume per trial and its events TSV (column ``concept``,
-        one row per volume, in order).
-    mask_file, atlas_file, labels_file : path-like
-        Brain mask, ROI atlas on the mask grid, and its ``index``/``name`` TSV.
-    subject : str
-        Subject label, recorded in the metadata.
-    concepts : list of str or None
-        Row order of the patterns (e.g. the stimuli's ``concepts.tsv``); None = sorted unique
-        concepts of the events. Every run must show every concept.
-
-    Returns
-    -------
-    arrays : dict
-        ``patterns`` float32 (n_concepts, n_voxels) = mean over runs of ``patterns_by_run``
-        float32 (n_runs, n_concepts, n_voxels); ``roi`` int32 (n_voxels,), ``ijk`` int32
-        (n_voxels, 3).
-    metadata : dict
-        ``subject``, ``task``, ``stimuli``, ``rois``, ``affine``, ``shape``, ``runs``,
-        ``n_repeats`` (trials per concept over all runs: an int, or a list in stimuli order
-        when concepts have unequal counts).
-    """
-    _check_run_lists(bold_files, events_files, ("bold_files", "events_files"))
-    mask_img, atlas_img, rois = load_atlas(atlas_file, labels_file, mask_file)
-    tables = [read_table(path) for path in events_files]
-    if concepts is None:
-        concepts = sorted({str(c) for table in tables for c in table.get("concept", [])})
-    concepts = [str(c) for c in concepts]
-    by_run, counts, runs, flagged = [], [], [], set()
-    for position, (bold_file, events_file) in enumerate(zip(bold_files, events_files)):
-        data = mask_run(bold_file, mask_img, mask_file)
-        labels = _check_events(tables[position], events_file, len(data))
-        means, n_trials = concept_means(data, labels, concepts, events_file)
-        flagged.update(u for values in flag_units(data).values() for u in values)
-        by_run.append(means)
-        counts.append(n_trials)
-        runs.append(_run_label(bold_file, position))
-    repeats = np.sum(counts, axis=0)
-    n_repeats = int(repeats[0]) if (repeats == repeats[0]).all() else repeats.tolist()
-    stacked = np.stack(by_run)
-    stacked[..., sorted(flagged)] = 0.0
-    logger.info("sub-%s concepts: %d runs, %d concepts x %d voxels, trials z-scored per run, "
-                "%s trials averaged per concept; %d NaN or constant voxels set to 0", subject,
-                len(runs), len(concepts), stacked.shape[2], n_repeats, len(flagged))
-    roi, ijk = voxel_labels(mask_img, atlas_img)
-    arrays = {"patterns": stacked.mean(axis=0).astype(np.float32), "roi": roi, "ijk": ijk,
-              "patterns_by_run": stacked.astype(np.float32)}
-    metadata = {"subject": subject, "task": "concepts", "stimuli": concepts, "rois": rois,
-                "affine": mask_img.affine.tolist(), "shape": list(mask_img.shape),
-                "runs": runs, "n_repeats": n_repeats, "qc": {"flagged_units": sorted(flagged)}}
-    return arrays, metadata
