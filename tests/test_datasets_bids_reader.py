@@ -82,3 +82,39 @@ def test_demo_inputs_are_predicted_before_the_files_exist(tmp_path):
         "sub-02/func/sub-02_task-concepts_run-2_space-MNI152_desc-trials_bold.nii.gz")
     assert files["events"][0].endswith("sub-02_task-concepts_run-1_events.tsv")
     assert files["mask"].endswith("dataset/space-MNI152_desc-brain_mask.nii.gz")
+
+
+def test_concept_units_with_nan_or_constant_trials_are_zeroed_and_counted(tmp_path):
+    """A voxel with a NaN trial, or with one value in every trial, is never made up."""
+    import nibabel as nib
+    import numpy as np
+    import pandas as pd
+
+    from brainalign.datasets.bids_preprocess import preprocess_task
+
+    rng = np.random.default_rng(0)
+    mask = np.ones((3, 4, 5), dtype=np.uint8)
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    nib.save(nib.Nifti1Image(mask, affine), tmp_path / "mask.nii.gz")
+    nib.save(nib.Nifti1Image(np.ones((3, 4, 5), np.int16), affine), tmp_path / "atlas.nii.gz")
+    pd.DataFrame({"index": [1], "name": ["all"]}).to_csv(tmp_path / "atlas.tsv", sep="\t", index=False)
+    concepts = ["a", "b", "c", "d"]
+    pd.DataFrame({"concept": concepts}).to_csv(tmp_path / "concepts.tsv", sep="\t", index=False)
+    inputs = {"bold": [], "events": [], "mask": str(tmp_path / "mask.nii.gz"),
+              "atlas": str(tmp_path / "atlas.nii.gz"), "labels": str(tmp_path / "atlas.tsv"),
+              "concepts": str(tmp_path / "concepts.tsv")}
+    for run in (1, 2):
+        trials = rng.standard_normal((3, 4, 5, 8)).astype(np.float32)
+        trials[0, 0, 0] = 5.0  # constant voxel (unit 0)
+        if run == 2:
+            trials[0, 0, 1, 3] = np.nan  # unit 1: one NaN trial in run 2
+        nib.save(nib.Nifti1Image(trials, affine), tmp_path / f"run{run}.nii.gz")
+        pd.DataFrame({"concept": concepts * 2}).to_csv(tmp_path / f"run{run}.tsv", sep="\t", index=False)
+        inputs["bold"].append(str(tmp_path / f"run{run}.nii.gz"))
+        inputs["events"].append(str(tmp_path / f"run{run}.tsv"))
+    for zscore in (True, False):
+        arrays, meta = preprocess_task(inputs, subject="01", task="t", kind="concepts", surface=False,
+                                       rois=["all"], params={"zscore": zscore, "betas": {}})
+        assert meta["qc"]["flagged_units"] == [0, 1]
+        assert (arrays["patterns_by_run"][..., :2] == 0).all()
+        assert np.isfinite(arrays["patterns"]).all() and (arrays["patterns"][:, 2:] != 0).all()

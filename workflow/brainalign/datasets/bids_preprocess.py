@@ -78,6 +78,11 @@ def _tr(inputs: Mapping[str, Any]) -> float:
     """The TR from the stimuli's runs.tsv, checked against every BOLD sidecar present."""
     runs = read_table(inputs["runs"])
     tr = float(runs["tr"].iloc[0])
+    if not np.allclose(runs["tr"], tr):
+        raise DatasetError(
+            f"'{inputs['runs']}' gives several TRs {sorted(set(runs['tr']))}; expected one for "
+            "every run of a task. Fix naturalistic/runs.tsv."
+        )
     for sidecar in inputs.get("sidecar", []):
         found = read_json(sidecar).get("RepetitionTime")
         if found is not None and not np.isclose(float(found), tr, rtol=1e-3):
@@ -134,7 +139,8 @@ def _timeseries(geo: Geometry, inputs, params) -> tuple[dict, dict]:
     }
     meta = {**geo.meta, "kind": "timeseries", "runs": runs, "tr": tr,
             "n_volumes": [r["n_volumes"] for r in reports],
-            "qc": {"runs": reports, "flagged_units": flagged}}
+            "qc": {"runs": reports, "flagged_units": flagged, "n_flagged_units": len(flagged)},
+            "preprocess": _settings(params)}
     return arrays, meta
 
 
@@ -144,17 +150,27 @@ def _stimuli(inputs) -> list[str]:
 
 
 def _patterns(trial_sets: list[tuple[np.ndarray, list[str], str]], concepts, zscore) -> tuple:
-    """Per run: z-score trials (optional), average per concept -> (n_runs, n_concepts, n_units)."""
-    from ..preprocess import concept_means
+    """Per run: z-score trials (optional), average per concept.
 
-    by_run, counts = [], []
+    Returns (n_runs, n_concepts, n_units) patterns, trials per concept, and the units whose
+    trials are NaN or constant in any run: 0 in every run, counted, never made up.
+    """
+    from ..preprocess import concept_means, flag_units
+
+    by_run, counts, flagged = [], [], set()
     for data, labels, source in trial_sets:
+        flagged.update(u for units in flag_units(data).values() for u in units)
         means, n_trials = concept_means(data, labels, concepts, source, zscore=zscore)
         by_run.append(means)
         counts.append(n_trials)
     repeats = np.sum(counts, axis=0)
     n_repeats = int(repeats[0]) if (repeats == repeats[0]).all() else repeats.tolist()
-    return np.stack(by_run), n_repeats
+    stacked, flagged = np.stack(by_run), sorted(flagged)
+    stacked[..., flagged] = 0.0
+    if flagged:
+        logger.warning("%d units with NaN or constant trials set to 0 and listed in qc "
+                       "(flagged_units)", len(flagged))
+    return stacked, n_repeats, flagged
 
 
 def _single_trials(geo: Geometry, inputs, params) -> list[tuple[np.ndarray, list[str], str]]:
@@ -233,12 +249,20 @@ def _run_tr(inputs) -> float:
 
 def _concepts(geo: Geometry, inputs, params, trial_sets) -> tuple[dict, dict]:
     concepts = _stimuli(inputs)
-    stacked, n_repeats = _patterns(trial_sets, concepts, params["zscore"])
+    stacked, n_repeats, flagged = _patterns(trial_sets, concepts, params["zscore"])
     arrays = {**geo.arrays, "patterns": stacked.mean(axis=0).astype(np.float32),
               "patterns_by_run": stacked.astype(np.float32)}
-    meta = {**geo.meta, "kind": "concepts", "stimuli": concepts, "runs": list(range(1, len(trial_sets) + 1)),
-            "n_repeats": n_repeats}
+    meta = {**geo.meta, "kind": "concepts", "stimuli": concepts,
+            "runs": list(range(1, len(trial_sets) + 1)), "n_repeats": n_repeats,
+            "qc": {"flagged_units": flagged, "n_flagged_units": len(flagged)},
+            "preprocess": _settings(params)}
     return arrays, meta
+
+
+def _settings(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The preprocessing settings a brain file was made with (its provenance)."""
+    keys = ("high_pass", "detrend", "confounds", "zscore", "betas")
+    return {key: params[key] for key in keys if key in params}
 
 
 def preprocess_task(
