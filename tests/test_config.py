@@ -1,6 +1,7 @@
 """Configuration validation: defaults, one-line errors, job enumeration."""
 
 import copy
+import re
 
 import pytest
 import yaml
@@ -92,3 +93,35 @@ def test_modality_table_matches_the_extractor_registry():
     assert set(registered_extractors()) == set(EXTRACTOR_MODALITIES)
     for name, modalities in EXTRACTOR_MODALITIES.items():
         assert frozenset(get_extractor(name).modalities) == modalities
+
+
+def test_unknown_confound_strategy_lists_the_strategies(demo_config):
+    demo_config["preprocess"]["confounds"] = "simpel"
+    with pytest.raises(ConfigError, match=re.escape(
+            "config 'preprocess.confounds' must be one of: simple, scrubbing, compcor, ica_aroma "
+            "or a list or a mapping; got 'simpel' (did you mean 'simple'?). Edit config/config.yaml.")):
+        validate_config(demo_config)
+
+
+def test_task_list_is_short_for_kinds_and_conditions_pair_tasks(demo_config):
+    from brainalign.config import analyses
+
+    demo_config["dataset"]["tasks"] = ["concepts", "naturalistic"]
+    config = validate_config(demo_config)
+    assert config["dataset"]["tasks"]["concepts"]["kind"] == "concepts"
+    demo_config["dataset"]["tasks"] = {"concepts": {"kind": "concepts", "conditions": ["picture"]},
+                                       "naturalistic": {"kind": "naturalistic"}}
+    pairs = analyses(validate_config(demo_config))
+    assert {c for t, m, c in pairs if t == "concepts"} == {"picture"}
+    assert {c for t, m, c in pairs if t == "naturalistic"} == {"sentence", "picture", "noise"}
+    demo_config["dataset"]["tasks"]["concepts"]["conditions"] = ["image"]
+    with pytest.raises(ConfigError, match=r"config 'dataset.tasks.concepts.conditions' must list "
+                                          r"some of the configured 'conditions'"):
+        validate_config(demo_config)
+
+
+def test_synthetic_dataset_simulates_its_two_tasks_only(demo_config):
+    demo_config["dataset"]["tasks"] = {"movie": {"kind": "naturalistic"}}
+    with pytest.raises(ConfigError, match=r"config 'dataset.tasks.movie' \(kind naturalistic\): the "
+                                          r"synthetic dataset simulates only"):
+        validate_config(demo_config)

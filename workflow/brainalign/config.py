@@ -87,12 +87,26 @@ def _format_error(error: Any, source: str) -> str:
         )
     if error.validator == "required":
         return f"config '{where}' is missing a required key: {error.message}. {fix}"
+    if error.validator == "oneOf":
+        return _format_one_of(error, where, fix)
     if error.validator == "enum":
         allowed = ", ".join(map(str, error.validator_value))
         close = difflib.get_close_matches(str(error.instance), map(str, error.validator_value), n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         return f"config '{where}' must be one of: {allowed}; got {error.instance!r}{hint}. {fix}"
     return f"config '{where}' is invalid: {error.message}. {fix}"
+
+
+def _format_one_of(error: Any, where: str, fix: str) -> str:
+    """'must be one of: a, b, a list or a mapping; got x (did you mean 'a'?)' for a oneOf."""
+    names = [str(v) for sub in error.validator_value for v in sub.get("enum", [])]
+    kinds = {"array": "a list", "object": "a mapping", "string": "a text", "number": "a number"}
+    options = [f"one of: {', '.join(names)}"] if names else []
+    options += [kinds[sub["type"]] for sub in error.validator_value
+                if isinstance(sub.get("type"), str) and sub["type"] in kinds]
+    close = difflib.get_close_matches(str(error.instance), names, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"config '{where}' must be {' or '.join(options)}; got {error.instance!r}{hint}. {fix}"
 
 
 def _fill_defaults(instance: Any, schema: Mapping[str, Any]) -> None:
