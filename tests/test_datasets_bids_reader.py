@@ -118,3 +118,57 @@ def test_concept_units_with_nan_or_constant_trials_are_zeroed_and_counted(tmp_pa
         assert meta["qc"]["flagged_units"] == [0, 1]
         assert (arrays["patterns_by_run"][..., :2] == 0).all()
         assert np.isfinite(arrays["patterns"]).all() and (arrays["patterns"][:, 2:] != 0).all()
+
+
+def test_rsa_runs_on_vertices_as_on_voxels(tmp_path):
+    """Single-trial GIfTI patterns on both hemispheres: concept RDMs of a surface ROI."""
+    import nibabel as nib
+    import numpy as np
+    import pandas as pd
+
+    from brainalign import io
+    from brainalign.datasets.bids_preprocess import preprocess_task
+    from brainalign.datasets.units import check_units
+    from brainalign.rsa.steps import run_brain_rdms
+
+    rng = np.random.default_rng(1)
+    n_vertices, concepts = {"L": 11, "R": 13}, ["a", "b", "c", "d", "e"]
+    truth = rng.standard_normal((len(concepts), 24))
+    pd.DataFrame({"concept": concepts}).to_csv(tmp_path / "concepts.tsv", sep="\t", index=False)
+    inputs = {"bold_L": [], "bold_R": [], "events": [], "concepts": str(tmp_path / "concepts.tsv")}
+    for hemi, n in n_vertices.items():
+        labels = nib.gifti.GiftiLabelTable()
+        for key, name in enumerate(["unknown", "lang"]):
+            label = nib.gifti.GiftiLabel(key=key)
+            label.label = name
+            labels.labels.append(label)
+        roi = (np.arange(n) < 6).astype(np.int32)
+        nib.save(nib.gifti.GiftiImage(darrays=[nib.gifti.GiftiDataArray(
+            roi, intent="NIFTI_INTENT_LABEL", datatype="NIFTI_TYPE_INT32")], labeltable=labels),
+            tmp_path / f"hemi-{hemi}_atlas.label.gii")
+        inputs[f"atlas_{hemi}"] = str(tmp_path / f"hemi-{hemi}_atlas.label.gii")
+    for run in (1, 2):
+        order = rng.permutation(len(concepts))
+        trials = truth[order] + 0.3 * rng.standard_normal((len(concepts), 24))
+        for h, (hemi, n) in enumerate(n_vertices.items()):
+            block = trials[:, :11] if hemi == "L" else trials[:, 11:]
+            nib.save(nib.gifti.GiftiImage(darrays=[nib.gifti.GiftiDataArray(
+                np.ascontiguousarray(row, dtype=np.float32), intent="NIFTI_INTENT_TIME_SERIES",
+                datatype="NIFTI_TYPE_FLOAT32") for row in block]), tmp_path / f"run{run}_{hemi}.func.gii")
+            inputs[f"bold_{hemi}"].append(str(tmp_path / f"run{run}_{hemi}.func.gii"))
+        pd.DataFrame({"concept": [concepts[k] for k in order]}).to_csv(
+            tmp_path / f"run{run}.tsv", sep="\t", index=False)
+        inputs["events"].append(str(tmp_path / f"run{run}.tsv"))
+    arrays, meta = preprocess_task(inputs, subject="01", task="t", kind="concepts", surface=True,
+                                   rois=["lang"], params={"zscore": False, "betas": {}})
+    meta.update(space="fsaverage5")
+    check_units(arrays, meta)
+    assert meta["geometry"] == "surface" and meta["n_vertices"] == n_vertices
+    assert int((arrays["roi"] == meta["rois"]["lang"]).sum()) == 12  # 6 vertices per hemisphere
+    np.testing.assert_allclose(arrays["patterns"][:, :11].mean(), truth[:, :11].mean(), atol=0.2)
+    io.save_arrays(tmp_path / "brain.safetensors", arrays, meta)
+    rdms = run_brain_rdms(tmp_path / "brain.safetensors", ["lang"], metric="correlation",
+                          noise="none", out=tmp_path / "rdms.safetensors")
+    lang = np.r_[np.arange(6), 11 + np.arange(6)]
+    expected = 1 - np.corrcoef(truth[:, lang])[np.triu_indices(len(concepts), 1)]
+    assert np.corrcoef(rdms["roi-lang"], expected)[0, 1] > 0.9
