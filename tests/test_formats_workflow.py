@@ -58,10 +58,12 @@ def test_pereira_files_recover_the_planted_network(tmp_path):
                "rois": ["languageLH", "languageRH", "visual"]}
     _run(tmp_path, study_config(dataset, stimuli))
     scores = roi_scores(tmp_path).groupby("roi")["mean_r"].mean()
+    print(f"\n{Path(tmp_path).name}: encoding r (subject mean, layer 2) {scores.round(3).to_dict()}")
     assert scores["languageLH"] > 0.4, scores
     assert abs(scores["languageRH"]) < 0.15 and abs(scores["visual"]) < 0.15, scores
     rsa = pd.read_parquet(tmp_path / "results/group/rsa_task-sentences_subjects.parquet")
     rsa = rsa[rsa["layer"] == 2].groupby("roi")["score"].mean()
+    print(f"RSA (subject mean, layer 2) {rsa.round(3).to_dict()}")
     assert rsa["languageLH"] > 0.3 and abs(rsa["visual"]) < 0.15, rsa
     _pereira_bad_inputs(tmp_path, dataset, stimuli)
 
@@ -123,6 +125,7 @@ def test_fmriprep_derivatives_recover_the_planted_roi(tmp_path):
                "desc": "preproc", "atlas": "demo", "rois": ["language", "visual", "control"]}
     _run(tmp_path, study_config(dataset, stimuli))
     scores = roi_scores(tmp_path).groupby("roi")["mean_r"].mean()
+    print(f"\n{Path(tmp_path).name}: encoding r (subject mean, layer 2) {scores.round(3).to_dict()}")
     assert scores["language"] > 0.3, scores
     assert abs(scores["control"]) < 0.1 and abs(scores["visual"]) < 0.1, scores
     from brainalign.io import load_arrays
@@ -215,10 +218,12 @@ def test_event_related_bold_gives_single_trial_betas_that_recover_the_planted_ro
                "desc": "preproc", "atlas": "demo", "rois": ["language", "visual", "control"]}
     _run(tmp_path, study_config(dataset, stimuli))
     scores = roi_scores(tmp_path).groupby("roi")["mean_r"].mean()
+    print(f"\n{Path(tmp_path).name}: encoding r (subject mean, layer 2) {scores.round(3).to_dict()}")
     assert scores["language"] > 0.3, scores
     assert abs(scores["control"]) < 0.15, scores
     rsa = pd.read_parquet(tmp_path / "results/group/rsa_task-objects_subjects.parquet")
     rsa = rsa[rsa["layer"] == 2].groupby("roi")["score"].mean()
+    print(f"RSA (subject mean, layer 2) {rsa.round(3).to_dict()}")
     assert rsa["language"] > 0.2 and abs(rsa["control"]) < 0.15, rsa
     # an events file without onsets stops the run before any job
     first = tree["subjects"]["01"]["runs"][0]
@@ -276,6 +281,7 @@ def test_fsaverage_surfaces_recover_the_planted_vertices(tmp_path):
                "atlas": "demo", "rois": ["language", "visual", "control"]}
     _run(tmp_path, study_config(dataset, stimuli))
     scores = roi_scores(tmp_path).groupby("roi")["mean_r"].mean()
+    print(f"\n{Path(tmp_path).name}: encoding r (subject mean, layer 2) {scores.round(3).to_dict()}")
     assert scores["language"] > 0.2, scores
     assert abs(scores["control"]) < 0.1 and abs(scores["visual"]) < 0.1, scores
     from brainalign.datasets.surface import read_surface_map
