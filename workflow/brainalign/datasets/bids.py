@@ -24,7 +24,9 @@ What is found, per subject and task (``bids_task`` entity, ``space``, ``desc``):
 * the repetition time, equal over the runs of a subject x task.
 
 Every problem is a one-line :class:`~brainalign.datasets.registry.DatasetError` naming the
-subject, task, entities searched, what was found instead, and the fix.
+subject, task, entities searched, what was found instead, and the fix. File names are parsed
+in :mod:`brainalign.datasets.bids_files`; masks and atlases are chosen in
+:mod:`brainalign.datasets.bids_anat`.
 """
 
 from __future__ import annotations
@@ -34,12 +36,13 @@ import logging
 import os
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from .bids_anat import _shared_file, _subject_mask, _surface_atlas, _volume_atlas
+from .bids_files import _VOLUME, _describe, _File, _pick, _scan, parse_entities
 from .confounds import check_aroma_image, check_confounds, needs_confounds
 from .registry import DatasetError
 
@@ -48,64 +51,7 @@ __all__ = ["RunFiles", "BidsIndex", "index_dataset", "parse_entities"]
 logger = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike
-# entities read from names; the OTHER ones must agree between the files chosen for one run
-_ENTITIES = ("subject", "session", "task", "run", "space", "desc", "hemi", "atlas", "suffix",
-             "extension")
-_OTHER = ("acquisition", "ceagent", "reconstruction", "direction", "echo", "part", "res", "den")
-_SHORT = {"subject": "sub", "session": "ses", "acquisition": "acq", "ceagent": "ce",
-          "reconstruction": "rec", "direction": "dir"}
-_VOLUME = (".nii.gz", ".nii")
 _TIMESERIES = ("naturalistic", "events")
-_TPL = re.compile(r"(?:^|_)tpl-([a-zA-Z0-9+]+)")
-
-
-@lru_cache(maxsize=1)
-def _patterns() -> dict[str, re.Pattern]:
-    from bids.layout.models import Config
-
-    entities: dict[str, Any] = {}
-    for name in ("bids", "derivatives"):
-        entities.update(Config.load(name).entities)
-    return {name: entities[name].regex for name in (*_ENTITIES, *_OTHER)}
-
-
-def parse_entities(name: str) -> dict[str, Any]:
-    """Entities of one file name with pybids' patterns; ``run`` as int, ``tpl`` added.
-
-    >>> parse_entities("sub-01_ses-1_task-movie_run-2_space-X_desc-preproc_bold.nii.gz")["run"]
-    2
-    """
-    text = "/" + name
-    found: dict[str, Any] = {}
-    for entity, pattern in _patterns().items():
-        match = pattern.search(text)
-        if match:
-            found[entity] = match.group(1)
-    if "run" in found:
-        found["run"] = int(found["run"])
-    tpl = _TPL.search(name)
-    if tpl:
-        found["tpl"] = tpl.group(1)
-    return found
-
-
-@dataclass(frozen=True)
-class _File:
-    path: str
-    ents: dict
-
-    def get(self, key: str) -> Any:
-        return self.ents.get(key)
-
-
-def _scan(folder: str) -> list[_File]:
-    """Parsed files of one folder (not recursive); [] when it does not exist."""
-    try:
-        entries = list(os.scandir(folder))
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    return [_File(e.path, parse_entities(e.name)) for e in entries
-            if e.is_file() and not e.name.startswith(".")]
 
 
 @dataclass(frozen=True)
@@ -188,33 +134,6 @@ def _subject_files(root: str, subject: str, sessions: Sequence[str] | None, sour
         for datatype in ("anat", "func"):
             files += _scan(os.path.join(folder, datatype))
     return files
-
-
-def _describe(files: Iterable[_File], keys: Sequence[str]) -> str:
-    """'space MNI152NLin6Asym desc preproc (4 files); ...' for messages."""
-    counts: dict[str, int] = defaultdict(int)
-    for f in files:
-        counts[" ".join(f"{_SHORT.get(k, k)} {f.get(k)}" for k in keys)] += 1
-    return "; ".join(f"{label} ({n} files)" for label, n in sorted(counts.items())[:6]) or "none"
-
-
-def _pick(candidates: list[_File], like: Mapping[str, Any] | None, what: str) -> _File:
-    """The one candidate agreeing best with ``like`` on the other entities (res, acq...)."""
-    if len(candidates) > 1 and like is not None:
-        score = [sum(f.get(k) == like.get(k) for k in _OTHER) for f in candidates]
-        candidates = [f for f, s in zip(candidates, score) if s == max(score)]
-    if len(candidates) > 1:
-        names = ", ".join(sorted(os.path.basename(f.path) for f in candidates)[:3])
-        raise DatasetError(
-            f"{what} is ambiguous: {len(candidates)} files match ({names}); they differ in "
-            f"entities {_differing(candidates)}. Move the unwanted ones out of the dataset."
-        )
-    return candidates[0]
-
-
-def _differing(files: list[_File]) -> list[str]:
-    keys = sorted({k for f in files for k in f.ents})
-    return [_SHORT.get(k, k) for k in keys if len({str(f.get(k)) for f in files}) > 1]
 
 
 # ----------------------------------------------------------------------------- runs
@@ -390,103 +309,6 @@ def _task_tr(query: _Query, runs: list[RunFiles]) -> float | None:
                 "split the runs into two tasks or fix the sidecars."
             )
     return known[0][0] if known else None
-
-
-# ----------------------------------------------------------------------------- masks, atlases
-def _subject_mask(subject: str, files: list[_File], space: str | None, like, source) -> str:
-    masks = [f for f in files if f.get("suffix") == "mask" and f.get("desc") == "brain"
-             and f.get("extension") in _VOLUME]
-    in_space = [f for f in masks if f.get("space") == space]
-    anat = [f for f in in_space if f.get("task") is None]
-    if anat:
-        anat.sort(key=lambda f: f.get("session") is not None)  # subject-level masks first
-        sessionless = [f for f in anat if f.get("session") == anat[0].get("session")]
-        return _pick(sessionless, like, f"brain mask of sub-{subject}").path
-    if in_space:
-        chosen = sorted(in_space, key=lambda f: f.path)[0]
-        logger.warning("sub-%s has no anatomical brain mask in space %s; using the run mask %s "
-                       "for every run", subject, space, chosen.path)
-        return chosen.path
-    raise DatasetError(
-        f"sub-{subject} has no brain mask: expected sub-{subject}[_ses-*]_space-{space}_desc-"
-        f"brain_mask.nii.gz (fMRIPrep's anat mask, or run masks) under its folder; found "
-        f"masks: {_describe(masks, ('space',))}. Set 'dataset.mask' to a mask shared by every "
-        f"subject (a file under the root) or 'dataset.space' in {source}."
-    )
-
-
-def _shared_file(root: str, name: str, source: str) -> str:
-    path = name if os.path.isabs(name) else os.path.join(root, name)
-    if not os.path.isfile(path):
-        raise DatasetError(
-            f"config 'dataset.mask' is '{name}', but {path} does not exist; expected a brain "
-            f"mask shared by every subject (a path under {root}). Fix it in {source}, or set "
-            "it to null for each subject's own mask."
-        )
-    return path
-
-
-def _atlas_matches(f: _File, atlas: str, space: str | None) -> bool:
-    return (f.get("atlas") == atlas and f.get("suffix") == "dseg"
-            and f.get("extension") in _VOLUME
-            and (f.get("space") == space or (f.get("space") is None and f.get("tpl") == space)))
-
-
-def _labels(atlas_file: str, root_files: list[_File], atlas: str, space, where: str, source) -> str:
-    own = re.sub(r"\.nii(\.gz)?$", ".tsv", atlas_file)
-    if os.path.isfile(own):
-        return own
-    shared = [f for f in root_files if f.get("atlas") == atlas and f.get("suffix") == "dseg"
-              and f.get("extension") == ".tsv" and f.get("space") in (None, space)
-              and f.get("subject") is None]
-    desc = parse_entities(os.path.basename(atlas_file)).get("desc")
-    shared = [f for f in shared if f.get("desc") == desc] or shared
-    if not shared:
-        raise DatasetError(
-            f"atlas labels missing for {where}: expected {os.path.basename(own)} next to "
-            f"'{atlas_file}' or [space-{space}_]atlas-{atlas}_dseg.tsv (columns index, name) at "
-            f"the root. Write the labels table (or fix 'dataset.atlas' in {source})."
-        )
-    return sorted(shared, key=lambda f: -len(f.ents))[0].path
-
-
-def _volume_atlas(subject, files, root_files, atlas, space, like, source) -> dict[str, str]:
-    own = [f for f in files if _atlas_matches(f, atlas, space)]
-    shared = [f for f in root_files if _atlas_matches(f, atlas, space) and f.get("subject") is None]
-    chosen = own or shared
-    if not chosen:
-        found = {f"{f.get('atlas')} (space {f.get('space') or f.get('tpl')})"
-                 for f in [*files, *root_files] if f.get("atlas") and f.get("suffix") == "dseg"}
-        raise DatasetError(
-            f"no atlas '{atlas}' in space {space} for sub-{subject}: expected "
-            f"sub-{subject}_space-{space}_atlas-{atlas}_dseg.nii.gz in its anat folder or a shared "
-            f"[tpl-{space}_]space-{space}_atlas-{atlas}_dseg.nii.gz at the root; found atlases "
-            f"{sorted(found) or 'none'}. Fix 'dataset.atlas' in {source} or add the atlas."
-        )
-    picked = _pick(chosen, like, f"atlas '{atlas}' of sub-{subject}").path
-    labels = _labels(picked, root_files, atlas, space, f"sub-{subject}", source)
-    return {"atlas": picked, "labels": labels}
-
-
-def _surface_atlas(subject, files, root_files, root, atlas, space, source) -> dict[str, str]:
-    out = {}
-    for hemi, fs in (("L", "lh"), ("R", "rh")):
-        label = [f for f in [*files, *root_files]
-                 if f.get("atlas") == atlas and f.get("hemi") == hemi
-                 and f.get("space") == space and f.path.endswith("_dseg.label.gii")]
-        annot = os.path.join(root, f"{fs}.{atlas}.annot")
-        if label:
-            out[hemi] = sorted(label, key=lambda f: f.get("subject") is None)[0].path
-        elif os.path.isfile(annot):
-            out[hemi] = annot
-        else:
-            raise DatasetError(
-                f"no surface atlas '{atlas}' for hemisphere {hemi} of sub-{subject}: expected "
-                f"[sub-{subject}_]hemi-{hemi}_space-{space}_atlas-{atlas}_dseg.label.gii or "
-                f"{fs}.{atlas}.annot under {root}. Fix 'dataset.atlas' in {source} or add the "
-                "atlas."
-            )
-    return out
 
 
 # ----------------------------------------------------------------------------- the index
