@@ -126,7 +126,7 @@ def test_fmriprep_derivatives_recover_the_planted_roi(tmp_path):
     _run(tmp_path, study_config(dataset, stimuli))
     scores = roi_scores(tmp_path).groupby("roi")["mean_r"].mean()
     print(f"\n{Path(tmp_path).name}: encoding r (subject mean, layer 2) {scores.round(3).to_dict()}")
-    assert scores["language"] > 0.3, scores
+    assert scores["language"] > 0.25, scores
     assert abs(scores["control"]) < 0.1 and abs(scores["visual"]) < 0.1, scores
     from brainalign.io import load_arrays
 
