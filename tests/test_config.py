@@ -125,3 +125,21 @@ def test_synthetic_dataset_simulates_its_two_tasks_only(demo_config):
     with pytest.raises(ConfigError, match=r"config 'dataset.tasks.movie' \(kind naturalistic\): the "
                                           r"synthetic dataset simulates only"):
         validate_config(demo_config)
+
+
+def test_pereira_paradigms_pair_with_their_conditions(demo_config, tmp_path):
+    from brainalign.config import analyses
+
+    demo_config["dataset"] = {"format": "pereira", "root": str(tmp_path), "subjects": ["M01"],
+                              "tasks": {"sentences": {"kind": "concepts"},
+                                        "pics": {"kind": "concepts", "bids_task": "pictures"}},
+                              "rois": ["languageLH"]}
+    demo_config["stimuli"]["root"] = str(tmp_path)
+    demo_config["conditions"] = ["sentence", "picture", "noise"]
+    demo_config["encoding"]["joint"] = []
+    pairs = analyses(validate_config(demo_config))
+    assert {(t, c) for t, m, c in pairs} == {("sentences", "sentence"), ("pics", "picture")}
+    demo_config["conditions"] = ["sentence", "noise"]  # no model condition for the pictures
+    with pytest.raises(ConfigError, match=r"config 'dataset.tasks.pics.conditions' must list some of "
+                                          r"the configured 'conditions' \['sentence', 'noise'\]; got \['picture'\]"):
+        validate_config(demo_config)

@@ -166,6 +166,7 @@ def validate_config(
     _fill_defaults(config, schema)
     config["dataset"]["tasks"] = _normalize_tasks(config["dataset"]["tasks"])
     config["dataset"]["tasks"] = _separate_sessions(config["dataset"], source)
+    _pair_pereira_paradigms(config)
     _check_task_conditions(config, source)
     _check_paths(config, source, Path(workdir))
     _check_models(config, source, Path(workdir))
@@ -197,6 +198,20 @@ def _separate_sessions(dataset: dict[str, Any], source: str) -> dict[str, dict[s
         for name, spec in tasks.items()
         for session in dataset["sessions"]
     }
+
+
+# Pereira et al. 2018: the model condition each paradigm's fMRI is scored against.
+PEREIRA_CONDITIONS = {"sentences": "sentence", "pictures": "picture", "wordclouds": "word"}
+
+
+def _pair_pereira_paradigms(config: dict[str, Any]) -> None:
+    """Pereira tasks without ``conditions`` pair with their paradigm's condition (paper 000)."""
+    if config["dataset"]["format"] != "pereira":
+        return
+    for name, spec in config["dataset"]["tasks"].items():
+        paradigm = spec.get("bids_task") or name
+        if spec["conditions"] is None and paradigm in PEREIRA_CONDITIONS:
+            spec["conditions"] = [PEREIRA_CONDITIONS[paradigm]]
 
 
 def _check_task_conditions(config: dict[str, Any], source: str) -> None:
