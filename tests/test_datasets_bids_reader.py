@@ -118,6 +118,15 @@ def test_concept_units_with_nan_or_constant_trials_are_zeroed_and_counted(tmp_pa
         assert meta["qc"]["flagged_units"] == [0, 1]
         assert (arrays["patterns_by_run"][..., :2] == 0).all()
         assert np.isfinite(arrays["patterns"]).all() and (arrays["patterns"][:, 2:] != 0).all()
+    # RSA leaves the flagged units out of the ROI's RDM
+    from brainalign import io
+    from brainalign.rsa.rdm import compute_rdm
+    from brainalign.rsa.steps import run_brain_rdms
+
+    io.save_arrays(tmp_path / "brain.safetensors", arrays, {**meta, "space": "x"})
+    rdm = run_brain_rdms(tmp_path / "brain.safetensors", ["all"], metric="correlation",
+                         noise="none", out=tmp_path / "rdms.safetensors")["roi-all"]
+    np.testing.assert_allclose(rdm, compute_rdm(arrays["patterns"][:, 2:], metric="correlation"))
 
 
 def test_rsa_runs_on_vertices_as_on_voxels(tmp_path):

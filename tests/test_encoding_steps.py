@@ -420,3 +420,30 @@ def test_check_joint_models(mutate, match):
     mutate(config)
     with pytest.raises(ConfigError, match=match):
         check_joint_models(config)
+
+
+def test_flagged_units_are_left_out_of_fits_maps_rois_and_fdr(tmp_path):
+    """Units preprocessing flagged (NaN or constant, stored as 0) are never scored as r = 0."""
+    brain = _concepts(tmp_path)
+    out = _outputs(tmp_path, "all")
+    _fit(brain, tmp_path / "lang.safetensors", [3], out)
+    arrays, meta = io.load_arrays(brain)
+    flagged = [0, 1, 2, 30]  # three language voxels, one control voxel
+    arrays["patterns"][:, flagged] = 0.0
+    arrays["patterns_by_run"][..., flagged] = 0.0
+    io.save_arrays(brain, arrays, {**meta, "qc": {"flagged_units": flagged}})
+    out_flagged = _outputs(tmp_path, "flagged")
+    _fit(brain, tmp_path / "lang.safetensors", [3], out_flagged)
+    before, after = (pd.read_parquet(o["voxels"]) for o in (out, out_flagged))
+    assert after["excluded"].tolist() == [v in flagged for v in range(36)]
+    assert after.loc[flagged, ["r", "p", "q"]].isna().all().all()
+    assert not after.loc[flagged, "significant"].any()
+    kept = [v for v in range(36) if v not in flagged]
+    np.testing.assert_allclose(after.loc[kept, "r"], before.loc[kept, "r"], rtol=1e-5, atol=1e-6)
+    rois = pd.read_parquet(out_flagged["rois"]).set_index("roi")
+    assert rois.loc["language", "n_voxels"] == 9 and rois.loc["language", "n_excluded"] == 3
+    assert rois.loc["language", "mean_r"] == pytest.approx(after.loc[3:11, "r"].mean())
+    volume = np.asarray(nib.load(out_flagged["map"]).dataobj)[..., 0]
+    ijk = arrays["ijk"]
+    assert np.isnan(volume[tuple(ijk[flagged].T)]).all()
+    assert np.isfinite(volume[tuple(ijk[kept].T)]).all()

@@ -167,15 +167,19 @@ def roi_summary(values: pd.DataFrame, rois: Mapping[str, np.ndarray]) -> pd.Data
 
     ``values`` has one row per unit in the brain data's order; ``rois`` maps ROI names to
     boolean memberships over the units (:func:`brainalign.datasets.roi_mask`: ROIs may
-    overlap).
+    overlap). Units marked ``excluded`` (flagged by preprocessing) are left out and counted
+    in ``n_excluded``.
     """
     rows = []
+    excluded = values["excluded"].to_numpy(bool) if "excluded" in values else np.zeros(len(values), bool)
     for name, mask in rois.items():
-        sel = values[np.asarray(mask, dtype=bool)]
+        mask = np.asarray(mask, dtype=bool)
+        sel = values[mask & ~excluded]
         rows.append(
             {
                 "roi": name,
                 "n_voxels": len(sel),
+                "n_excluded": int((mask & excluded).sum()),
                 "mean_r": float(sel["r"].mean()) if len(sel) else np.nan,
                 "median_r": float(sel["r"].median()) if len(sel) else np.nan,
                 "mean_r2": float(sel["r2"].mean()) if len(sel) else np.nan,

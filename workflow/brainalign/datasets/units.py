@@ -27,6 +27,9 @@ and, by ``meta['kind']``:
 ``meta`` always has ``subject``, ``task`` (the free task name), ``kind``, ``geometry``,
 ``rois`` ({name: index}) and ``space``. Readers record what they did (``qc``: dropped
 volumes, regressed confounds, units with NaN or constant signal) under ``meta['qc']``.
+Units listed in ``meta['qc']['flagged_units']`` (NaN, infinite or constant signal) hold 0 in
+the file; the analyses leave them out (:func:`usable_units`): no fit, NaN in maps and
+tables, not in ROI summaries, FDR families or RDMs.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ __all__ = [
     "roi_mask",
     "roi_masks_from_sets",
     "responses",
+    "usable_units",
 ]
 
 KINDS = ("concepts", "timeseries")
@@ -148,3 +152,15 @@ def roi_masks_from_sets(
 def responses(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> np.ndarray:
     """The response matrix, array of shape (n_samples, n_units): patterns or BOLD."""
     return arrays["patterns"] if meta["kind"] == "concepts" else arrays["bold"]
+
+
+def usable_units(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> np.ndarray:
+    """Units the analyses use: all but those the reader flagged (NaN or constant signal).
+
+    Returns
+    -------
+    usable : bool array of shape (n_units,)
+    """
+    usable = np.ones(arrays["roi"].shape[0], dtype=bool)
+    usable[list(meta.get("qc", {}).get("flagged_units", []))] = False
+    return usable

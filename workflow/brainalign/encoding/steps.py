@@ -17,7 +17,7 @@ import pandas as pd
 
 from .. import io
 from ..labels import joint_space_name
-from ..datasets.units import roi_mask
+from ..datasets.units import roi_mask, usable_units
 from ..pipeline import kept_rows, map_image, map_sidecar, match_features, roi_summary, save_map
 from .delays import make_delays
 from .banded import variance_partition
@@ -164,6 +164,7 @@ def run_fit_encoding(
     )
     kind = meta["kind"]
     masks = roi_masks(arrays, meta)
+    usable = _usable(arrays, meta)
     kwargs = _fit_kwargs(params, kind, groups, seed)
     labels = {
         "subject": meta["subject"],
@@ -171,22 +172,26 @@ def run_fit_encoding(
         "model": fmeta["model"],
         "condition": fmeta["condition"],
     }
-    ceiling = _ceiling(arrays, meta)
+    ceiling = _ceiling(arrays, meta)[usable]
     voxel_tables, roi_tables, maps, fits = [], [], [], {}
     for layer, X in candidates.items():
         logger.info("layer %d: %d samples x %d features", layer, *X.shape)
-        result = fits[layer] = fit_encoding(X, Y, **kwargs)
-        significance = _significance(result, X, Y, kind, groups, params, seed)
-        voxels = _voxel_table(result, arrays, significance, params, ceiling)
+        result = fits[layer] = fit_encoding(X, Y[:, usable], **kwargs)
+        significance = _significance(result, X, Y[:, usable], kind, groups, params, seed)
+        voxels = _all_units(
+            _voxel_table(result, arrays, significance, params, ceiling, usable),
+            usable,
+            arrays["roi"],
+        )
         voxel_tables.append(voxels.assign(**labels, layer=layer))
         roi_tables.append(_roi_table(voxels, masks).assign(**labels, layer=layer))
-        maps.append(result.r.astype(np.float32))
+        maps.append(voxels["r"].to_numpy(dtype=np.float32))
         for row in roi_tables[-1].itertuples():
             logger.info(
                 "layer %d, ROI %s: mean held-out r = %.3f, %d of %d voxels significant (q <= %g)",
                 *(layer, row.roi, row.mean_r, row.n_significant, row.n_voxels, params["fdr_q"]),
             )
-    best = select_layer_from_fits(fits, masks).assign(**labels)
+    best = select_layer_from_fits(fits, {k: m[usable] for k, m in masks.items()}).assign(**labels)
     roi_table = pd.concat(roi_tables, ignore_index=True)
     names = [f"layer-{layer:02d}" for layer in layers]
     save_map(map_image(np.stack(maps, axis=1), arrays, meta, names), out_map)
@@ -200,14 +205,35 @@ def run_fit_encoding(
     return roi_table
 
 
-def _voxel_table(result, arrays, significance, params, ceiling) -> pd.DataFrame:
+def _usable(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> np.ndarray:
+    """Units to fit: all but those the reader flagged (NaN or constant signal), logged."""
+    usable = usable_units(arrays, meta)
+    if not usable.all():
+        logger.warning("%d of %d units flagged by preprocessing (NaN or constant signal) are left "
+                       "out: NaN in the map and tables, not in ROI means or FDR", (~usable).sum(),
+                       usable.size)
+    return usable
+
+
+def _all_units(voxels: pd.DataFrame, usable: np.ndarray, roi: np.ndarray) -> pd.DataFrame:
+    """The table of the fitted units, with a NaN row for each unit left out (``excluded``)."""
+    if not usable.all():
+        voxels = voxels.set_index("voxel").reindex(np.arange(usable.size))
+        voxels["significant"] = voxels["significant"].astype("boolean").fillna(False).astype(bool)
+        voxels = voxels.rename_axis("voxel").reset_index()
+        voxels["roi_index"] = roi
+    return voxels.assign(excluded=~usable)
+
+
+def _voxel_table(result, arrays, significance, params, ceiling, usable=None) -> pd.DataFrame:
     """Per-voxel scores, chosen alphas (geometric mean and per outer fold), significance and
-    noise-ceiling-normalised scores."""
+    noise-ceiling-normalised scores, for the fitted units (``usable``; None: all)."""
+    usable = np.ones(arrays["roi"].shape[0], dtype=bool) if usable is None else usable
     r_norm, r2_norm = normalise_scores(result.r, result.r2, ceiling, params["min_ceiling"])
     return pd.DataFrame(
         {
-            "voxel": np.arange(result.r.size),
-            "roi_index": arrays["roi"],
+            "voxel": np.flatnonzero(usable),
+            "roi_index": arrays["roi"][usable],
             "r": result.r,
             "r2": result.r2,
             "alpha": np.exp(np.log(result.alpha).mean(axis=0)),
@@ -268,7 +294,7 @@ def _roi_table(voxels: pd.DataFrame, rois: Mapping[str, np.ndarray]) -> pd.DataF
     base = roi_summary(voxels, rois)
     extra = []
     for name, mask in rois.items():
-        sel = voxels[mask]
+        sel = voxels[mask & ~voxels["excluded"]] if "excluded" in voxels else voxels[mask]
         extra.append(
             {
                 "n_significant": int(sel["significant"].sum()),
@@ -342,10 +368,12 @@ def run_fit_joint_encoding(
     Xs, params = design_matrices(dict(enumerate(Xs)), arrays, meta, params)
     Xs = [Xs[i] for i in range(len(names))]
     kwargs = _fit_kwargs(params, meta["kind"], groups, seed)
-    result = variance_partition(Xs, Y, names=names, n_iter=params["banded_iterations"], **kwargs)
+    usable = _usable(arrays, meta)
+    result = variance_partition(Xs, Y[:, usable], names=names, n_iter=params["banded_iterations"],
+                                **kwargs)
     columns = {
-        "voxel": np.arange(Y.shape[1]),
-        "roi_index": arrays["roi"],
+        "voxel": np.flatnonzero(usable),
+        "roi_index": arrays["roi"][usable],
         "joint_r": result.joint.r,
         "joint_r2": result.joint.r2,
     }
@@ -354,9 +382,13 @@ def run_fit_joint_encoding(
         columns[f"unique_{name}"] = result.unique[i]
     columns["shared"] = result.shared
     voxels = pd.DataFrame(columns)
+    if not usable.all():
+        voxels = voxels.set_index("voxel").reindex(np.arange(usable.size)).rename_axis("voxel")
+        voxels = voxels.reset_index().assign(roi_index=arrays["roi"])
+    voxels["excluded"] = ~usable
     labels = {"subject": meta["subject"], "task": meta["task"], "joint": joint["name"]}
     rois = _joint_roi_table(voxels, roi_masks(arrays, meta), names).assign(**labels)
-    save_map(map_image(result.joint.r[:, None], arrays, meta, ["joint_r"]), out_map)
+    save_map(map_image(voxels["joint_r"].to_numpy()[:, None], arrays, meta, ["joint_r"]), out_map)
     io.write_table(voxels.assign(**labels), out_voxels)
     io.write_table(rois, out_rois)
     for roi, sub in rois[rois["measure"] == "unique"].groupby("roi", sort=False):
@@ -373,7 +405,7 @@ def _joint_roi_table(
     measures += [(f"r2_without_{n}", "r2_without", n) for n in names]
     rows = []
     for roi, mask in rois.items():
-        sel = voxels[mask]
+        sel = voxels[mask & ~voxels["excluded"]]
         for column, measure, space in measures:
             value = float(sel[column].mean()) if len(sel) else np.nan
             rows.append(

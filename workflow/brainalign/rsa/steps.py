@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from .. import io
-from ..datasets.units import roi_mask
+from ..datasets.units import roi_mask, usable_units
 from .bootstrap import (
     bootstrap_ci,
     bootstrap_p_zero,
@@ -80,7 +80,7 @@ def _roi_voxels(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], roi: 
             f"ROI '{roi}' is not in the atlas of '{path}' (it has "
             f"{', '.join(meta['rois'])}); fix 'dataset.rois' in the config."
         )
-    voxels = roi_mask(arrays, meta, roi)
+    voxels = roi_mask(arrays, meta, roi) & usable_units(arrays, meta)
     if not voxels.any():
         raise ValueError(f"ROI '{roi}' has no voxel in '{path}'; check the atlas and mask.")
     return voxels
