@@ -181,3 +181,19 @@ def test_rsa_runs_on_vertices_as_on_voxels(tmp_path):
     lang = np.r_[np.arange(6), 11 + np.arange(6)]
     expected = 1 - np.corrcoef(truth[:, lang])[np.triu_indices(len(concepts), 1)]
     assert np.corrcoef(rdms["roi-lang"], expected)[0, 1] > 0.9
+
+
+def test_events_naming_unknown_stimuli_stop_before_any_job(tmp_path):
+    import pandas as pd
+
+    tree = write_fmriprep_tree(tmp_path / "ds", subjects=("01",), sessions=None, runs_per_session=(1,),
+                               n_volumes=(30,), atlas="demo", events=True, task="objects")
+    stimuli = tmp_path / "stimuli"
+    stimuli.mkdir()
+    pd.DataFrame({"concept": ["c0", "c1"]}).to_csv(stimuli / "concepts.tsv", sep="\t", index=False)
+    config = _config(tree["root"], stimuli, subjects=["01"], tasks={"objects": {"kind": "events"}})
+    with pytest.raises(DatasetError, match=r"events '.*sub-01_task-objects_run-1_events.tsv' names "
+                                           r"stimuli that '.*concepts.tsv' lacks: \['c2'\] \(1 in all\)"):
+        _reader(config).check()
+    pd.DataFrame({"concept": ["c0", "c1", "c2"]}).to_csv(stimuli / "concepts.tsv", sep="\t", index=False)
+    _reader(config).check()

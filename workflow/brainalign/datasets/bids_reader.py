@@ -97,16 +97,38 @@ class BidsReader:
         for subject in self.dataset["subjects"]:
             for task, spec in self.dataset["tasks"].items():
                 files = self.inputs(subject, task)
-                if spec["kind"] == "events":
-                    self._check_events(files["events"])
+                if spec["kind"] in ("events", "concepts"):
+                    self._check_events(files["events"], files["concepts"], spec["kind"])
 
-    def _check_events(self, paths: list[str]) -> None:
-        """Every events file of an event-related task: onsets, durations, stimuli."""
+    def _check_events(self, paths: list[str], concepts_file: str, kind: str) -> None:
+        """Every events file of a concepts or events task: onsets and durations (events), and
+        stimuli that the stimuli's ``concepts.tsv`` lists."""
+        from ..io import read_table
         from .events import read_events
 
+        column = self.betas.get("stimulus_column", "concept") if kind == "events" else "concept"
+        known = set(read_table(concepts_file)["concept"].astype(str))
         for path in paths:
-            read_events(path, stimulus_column=self.betas.get("stimulus_column", "concept"),
-                        trial_types=self.betas.get("trial_types"))
+            if kind == "events":
+                table = read_events(path, stimulus_column=column,
+                                    trial_types=self.betas.get("trial_types"))
+            else:
+                table = read_table(path)
+                if column not in table.columns:
+                    raise DatasetError(
+                        f"events '{path}' must have a '{column}' column naming the stimulus of "
+                        f"each trial volume; got columns {list(table.columns)}. Add it."
+                    )
+            types = self.betas.get("trial_types") if kind == "events" else None
+            trials = table if types is None else table[table["trial_type"].isin(types)]
+            named = set(trials[column].dropna().astype(str))
+            unknown = sorted(named - known)
+            if unknown:
+                raise DatasetError(
+                    f"events '{path}' names stimuli that '{concepts_file}' lacks: "
+                    f"{unknown[:5]} ({len(unknown)} in all); expected rows of concepts.tsv. "
+                    "Add them to the stimuli or fix the events."
+                )
 
     def _stimulus_inputs(self, task: str) -> dict[str, str]:
         spec = self.dataset["tasks"][task]
