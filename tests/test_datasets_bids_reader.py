@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from brainalign.config import validate_config
@@ -197,3 +199,24 @@ def test_events_naming_unknown_stimuli_stop_before_any_job(tmp_path):
         _reader(config).check()
     pd.DataFrame({"concept": ["c0", "c1", "c2"]}).to_csv(stimuli / "concepts.tsv", sep="\t", index=False)
     _reader(config).check()
+
+
+def test_flagged_share_per_roi_is_counted_and_bounded():
+    import numpy as np
+
+    from brainalign.datasets.units import check_flagged_share, unit_qc
+
+    arrays = {"roi": np.array([1] * 10 + [2] * 10, dtype=np.int32)}
+    meta = {"subject": "01", "task": "movie", "rois": {"language": 1, "visual": 2},
+            "qc": {"flagged_units": [0, 1, 12],
+                   "runs": [{"run": 1, "nan_units": [], "constant_units": []},
+                            {"run": 2, "nan_units": [0, 1], "constant_units": [12]}]}}
+    table = unit_qc(arrays, meta).set_index("roi")
+    assert table.loc["language", ["n_units", "n_flagged", "runs"]].tolist() == [10, 2, "2"]
+    assert table.loc["visual", "share_flagged"] == pytest.approx(0.1)
+    check_flagged_share(table.reset_index(), 0.2)
+    with pytest.raises(ValueError, match=re.escape(
+            "sub-01 task movie ROI language: 2 of 10 units (20%) have NaN or constant signal (in "
+            "run(s) 2), more than config 'preprocess.max_flagged_share' 0.1; check the data and "
+            "brain mask of that run, or raise the threshold.")):
+        check_flagged_share(table.reset_index(), 0.1)

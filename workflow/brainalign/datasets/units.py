@@ -47,6 +47,8 @@ __all__ = [
     "roi_masks_from_sets",
     "responses",
     "usable_units",
+    "unit_qc",
+    "check_flagged_share",
 ]
 
 KINDS = ("concepts", "timeseries")
@@ -164,3 +166,57 @@ def usable_units(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> n
     usable = np.ones(arrays["roi"].shape[0], dtype=bool)
     usable[list(meta.get("qc", {}).get("flagged_units", []))] = False
     return usable
+
+
+def unit_qc(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]):
+    """Per ROI: units, units flagged (NaN or constant signal) and their share, as a table.
+
+    Flagged units are those of ``meta['qc']['flagged_units']`` (kept, stored as 0) plus those
+    a reader dropped (``meta['qc']['dropped_by_roi']``, e.g. Pereira's NaN voxels). The runs
+    in which they are bad are listed when the reader recorded them per run.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``subject``, ``task``, ``roi``, ``n_units``, ``n_flagged``, ``share_flagged``,
+        ``runs`` (comma-separated run numbers, or empty).
+    """
+    import pandas as pd
+
+    qc = meta.get("qc", {})
+    flagged = ~usable_units(arrays, meta)
+    dropped = qc.get("dropped_by_roi", {})
+    per_run = [(r.get("run", k + 1), set(r.get("nan_units", [])) | set(r.get("constant_units", [])))
+               for k, r in enumerate(qc.get("runs", []))]
+    rows = []
+    for name in meta["rois"]:
+        mask = roi_mask(arrays, meta, name)
+        n_flagged = int((mask & flagged).sum()) + int(dropped.get(name, 0))
+        n_units = int(mask.sum()) + int(dropped.get(name, 0))
+        members = set(np.flatnonzero(mask & flagged).tolist())
+        runs = [str(run) for run, bad in per_run if bad & members]
+        rows.append({"subject": meta["subject"], "task": meta["task"], "roi": name,
+                     "n_units": n_units, "n_flagged": n_flagged,
+                     "share_flagged": n_flagged / n_units if n_units else float("nan"),
+                     "runs": ",".join(runs)})
+    return pd.DataFrame(rows)
+
+
+def check_flagged_share(table, max_share: float, where: str = "") -> None:
+    """Stop when an ROI has more flagged units than ``max_share`` (a table of :func:`unit_qc`).
+
+    Raises
+    ------
+    ValueError
+        One line naming subject, task, ROI, the runs and the threshold.
+    """
+    over = table[table["share_flagged"] > max_share]
+    if len(over):
+        row = over.iloc[0]
+        runs = f" (in run(s) {row['runs']})" if row["runs"] else ""
+        raise ValueError(
+            f"sub-{row['subject']} task {row['task']} ROI {row['roi']}{where}: {row['n_flagged']} "
+            f"of {row['n_units']} units ({row['share_flagged']:.0%}) have NaN or constant "
+            f"signal{runs}, more than config 'preprocess.max_flagged_share' "
+            f"{max_share:g}; check the data and brain mask of that run, or raise the threshold."
+        )
