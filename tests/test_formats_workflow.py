@@ -137,7 +137,34 @@ def test_fmriprep_derivatives_recover_the_planted_roi(tmp_path):
     _fmriprep_bad_inputs(tmp_path, dataset, stimuli, tree)
 
 
+def _fmriprep_nan_voxels(tmp_path: Path, dataset: dict, stimuli: Path, tree: dict) -> None:
+    """NaN in a third of the language voxels for 2 TRs of one run stops preprocessing."""
+    import nibabel as nib
+
+    from ._fmriprep_files import atlas_volume, subject_mask
+
+    run = tree["subjects"]["01"]["runs"][1]  # ses-1 run-2: the second run in (session, run) order
+    img = nib.load(run["bold"])
+    data = np.asarray(img.dataobj, dtype=np.float32)
+    language = np.argwhere(atlas_volume(subject_mask(0)) == 1)
+    bad = language[: len(language) // 3]
+    data[tuple(bad.T)] = np.where(np.arange(data.shape[-1]) < 7, data[tuple(bad.T)], np.nan)
+    nib.save(nib.Nifti1Image(data, img.affine, img.header), run["bold"])
+    workdir = tmp_path / "nan"
+    workdir.mkdir()
+    target = "results/preprocess/sub-01/sub-01_task-movie_desc-preproc_bold.safetensors"
+    proc = _run(workdir, study_config(dataset, stimuli), target, check=False)
+    assert proc.returncode != 0
+    log = (workdir / "results/logs/preprocess_brain/sub-01_task-movie.log").read_text()
+    message = (rf"sub-01 task movie ROI language: {len(bad)} of {len(language)} units \(\d+%\) have "
+               r"NaN or constant signal \(in run\(s\) 2\), more than config "
+               r"'preprocess.max_flagged_share' 0.1")
+    assert re.search(message, log), log[-2000:]
+    assert not (workdir / target).exists()
+
+
 def _fmriprep_bad_inputs(tmp_path: Path, dataset: dict, stimuli: Path, tree: dict) -> None:
+    _fmriprep_nan_voxels(tmp_path, dataset, stimuli, tree)
     cases = [
         ({"preprocess": {"confounds": ["trans_x", "white_matte"]}},
          r"confounds? .*sub-01_ses-1_task-movie_run-1_desc-confounds_timeseries.tsv.* white_matte"),
