@@ -41,6 +41,8 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
+from brainalign.datasets.naming import bids_name
+
 SPACE = "MNI152NLin2009cAsym"
 TR = 2.0
 AFFINE = np.array([[3.0, 0, 0, -10], [0, 3.0, 0, -12], [0, 0, 3.0, -8], [0, 0, 0, 1]])
@@ -73,12 +75,6 @@ def voxel_plant(
         return np.tensordot(weights, series, axes=(weights.ndim - 1, 1))
 
     return plant
-
-
-def _name(suffix: str, extension: str, **entities: Any) -> str:
-    order = ("sub", "ses", "task", "run", "hemi", "space", "atlas", "desc")
-    parts = [f"{k}-{entities[k]}" for k in order if entities.get(k) is not None]
-    return "_".join([*parts, suffix]) + extension
 
 
 def _save(data: np.ndarray, path: Path, tr: float | None = None) -> Path:
@@ -274,7 +270,7 @@ def _write_description(root: Path) -> None:
 def _write_atlas(
     folder: Path, mask: np.ndarray, atlas: str, space: str, subject: str | None
 ) -> dict:
-    stem = folder / _name("dseg", "", sub=subject, space=space, atlas=atlas)
+    stem = folder / bids_name("dseg", "", sub=subject, space=space, atlas=atlas)
     files = {
         "atlas": _save(atlas_volume(mask), Path(f"{stem}.nii.gz")),
         "labels": Path(f"{stem}.tsv"),
@@ -290,7 +286,7 @@ def _write_run(func: Path, ents: dict, n: int, subject_files: dict, opts: dict, 
         rng.choice(np.arange(opts["n_dummy"] + 3, n - 3), opts["fd_spikes"], replace=False).tolist()
     )
     table, meta = _confounds(rng, n, opts["tr"], opts["n_dummy"], spikes, opts["n_acompcor"])
-    conf = func / _name("timeseries", ".tsv", **ents, desc="confounds")
+    conf = func / bids_name("timeseries", ".tsv", **ents, desc="confounds")
     table.to_csv(conf, sep="\t", index=False, na_rep="n/a")
     conf.with_suffix(".json").write_text(json.dumps(meta, indent=2))
     mask = subject_files["mask_array"]
@@ -301,9 +297,9 @@ def _write_run(func: Path, ents: dict, n: int, subject_files: dict, opts: dict, 
         data += opts["plant"](ents["sub"], ents.get("ses"), ents["run"], n)
     vol = {"space": opts["space"], "desc": "preproc"}
     bold = _save(
-        data.astype(np.float32), func / _name("bold", ".nii.gz", **ents, **vol), opts["tr"]
+        data.astype(np.float32), func / bids_name("bold", ".nii.gz", **ents, **vol), opts["tr"]
     )
-    sidecar = func / _name("bold", ".json", **ents, **vol)
+    sidecar = func / bids_name("bold", ".json", **ents, **vol)
     sidecar.write_text(
         json.dumps(
             {
@@ -317,11 +313,11 @@ def _write_run(func: Path, ents: dict, n: int, subject_files: dict, opts: dict, 
     )
     _save(
         mask.astype(np.uint8),
-        func / _name("mask", ".nii.gz", **ents, space=opts["space"], desc="brain"),
+        func / bids_name("mask", ".nii.gz", **ents, space=opts["space"], desc="brain"),
     )
     _save(
         np.full(mask.shape, 100, np.float32),
-        func / _name("boldref", ".nii.gz", **ents, space="T1w"),
+        func / bids_name("boldref", ".nii.gz", **ents, space="T1w"),
     )
     run = {
         "session": ents.get("ses"),
@@ -334,7 +330,7 @@ def _write_run(func: Path, ents: dict, n: int, subject_files: dict, opts: dict, 
         "n_dummy": opts["n_dummy"],
     }
     if opts["events"]:
-        run["events"] = func / _name("events", ".tsv", **ents)
+        run["events"] = func / bids_name("events", ".tsv", **ents)
         onsets = np.arange(4, n * opts["tr"] - 8, 6.0)
         pd.DataFrame(
             {
@@ -349,7 +345,7 @@ def _write_run(func: Path, ents: dict, n: int, subject_files: dict, opts: dict, 
         for hemi, values in _surface_bold(
             rng, opts["n_vertices"], table, opts["noise"], opts["nuisance"]
         ).items():
-            path = func / _name("bold", ".func.gii", **ents, hemi=hemi, space=opts["surface_space"])
+            path = func / bids_name("bold", ".func.gii", **ents, hemi=hemi, space=opts["surface_space"])
             _save_func_gii(values, path)
             path.with_name(path.name.replace(".func.gii", ".json")).write_text(sidecar.read_text())
             run["surface"][hemi] = path
@@ -461,7 +457,7 @@ def write_fmriprep_tree(
             _save_label_gii(
                 labels,
                 ROIS,
-                root / _name("dseg", ".label.gii", hemi=hemi, space=surface_space, atlas=atlas),
+                root / bids_name("dseg", ".label.gii", hemi=hemi, space=surface_space, atlas=atlas),
             )
     for index, sub in enumerate(subjects):
         tree["subjects"][sub] = _write_subject(
@@ -500,11 +496,11 @@ def _write_subject(
     files: dict[str, Any] = {"mask_array": mask, "runs": []}
     files["mask"] = _save(
         mask.astype(np.uint8),
-        anat / _name("mask", ".nii.gz", sub=sub, space=opts["space"], desc="brain"),
+        anat / bids_name("mask", ".nii.gz", sub=sub, space=opts["space"], desc="brain"),
     )
     _save(
         atlas_volume(mask).astype(np.uint8),
-        anat / _name("dseg", ".nii.gz", sub=sub, space=opts["space"]),
+        anat / bids_name("dseg", ".nii.gz", sub=sub, space=opts["space"]),
     )
     (root / f"sub-{sub}.html").write_text("<html></html>")
     (root / f"sub-{sub}" / "figures").mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,6 @@ __all__ = [
     "map_sidecar",
     "kept_rows",
     "map_image",
-    "save_map",
     "group_surface_maps_by_unit",
 ]
 
@@ -155,11 +154,6 @@ def map_image(values: np.ndarray, arrays: Mapping[str, np.ndarray], meta: Mappin
     from .datasets.surface import surface_map_image
 
     return surface_map_image(values, arrays["hemi"], arrays["vertex"], meta["n_vertices"], names)
-
-
-def save_map(img: Any, path: PathLike) -> None:
-    """Save a map of :func:`map_image` atomically (byte-deterministic NIfTI or CIFTI-2)."""
-    io.save_nifti(img, path)
 
 
 def roi_summary(values: pd.DataFrame, rois: Mapping[str, np.ndarray]) -> pd.DataFrame:

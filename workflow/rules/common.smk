@@ -4,7 +4,6 @@ import re
 from brainalign.config import (
     CONDITION_MODALITIES,
     analyses,
-    model_conditions,
     stimulus_sets,
     validate_config,
 )

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..io import read_json, read_table
 from .registry import DatasetError
-from .units import roi_masks_from_sets
+from .units import roi_mask, roi_masks_from_sets
 
 __all__ = ["preprocess_task", "Geometry"]
 
@@ -93,19 +93,26 @@ def _tr(inputs: Mapping[str, Any]) -> float:
     return tr
 
 
+def _run_confounds(inputs, params, k: int, n_volumes: int):
+    """Run ``k``'s confounds through nilearn's fMRIPrep interface: (matrix, sample mask, report)."""
+    from .confounds import select_confounds
+
+    bold = inputs["bold"] if "bold" in inputs else inputs["bold_L"]
+    return select_confounds(
+        bold[k], params["confounds"], n_volumes=n_volumes,
+        confounds_file=inputs["confounds"][k] if "confounds" in inputs else None,
+    )
+
+
 def _clean_runs(geo: Geometry, inputs, params, tr) -> tuple[list[np.ndarray], list[dict]]:
     """Each run read, its confounds selected (nilearn's fMRIPrep interface) and cleaned."""
     from ..preprocess import clean_run
-    from .confounds import select_confounds
 
     bold = inputs["bold"] if "bold" in inputs else inputs["bold_L"]
     blocks, reports = [], []
     for k in range(geo.n_runs):
         data = geo.read_run(k)
-        confounds, sample_mask, report = select_confounds(
-            bold[k], params["confounds"], n_volumes=len(data),
-            confounds_file=inputs["confounds"][k] if "confounds" in inputs else None,
-        )
+        confounds, sample_mask, report = _run_confounds(inputs, params, k, len(data))
         cleaned, qc = clean_run(
             data, confounds, sample_mask, tr=tr, high_pass=params["high_pass"],
             detrend=params["detrend"], standardize=params["zscore"],
@@ -193,13 +200,7 @@ def _single_trials(geo: Geometry, inputs, params) -> list[tuple[np.ndarray, list
 def _glm_confounds(inputs, params, k: int, n_volumes: int) -> tuple[np.ndarray | None, dict]:
     """Confounds of an event-related run's GLM; dropped volumes become spike regressors
     (in OLS, equivalent to leaving them out)."""
-    from .confounds import select_confounds
-
-    bold = inputs["bold"] if "bold" in inputs else inputs["bold_L"]
-    matrix, sample_mask, report = select_confounds(
-        bold[k], params["confounds"], n_volumes=n_volumes,
-        confounds_file=inputs["confounds"][k] if "confounds" in inputs else None,
-    )
+    matrix, sample_mask, report = _run_confounds(inputs, params, k, n_volumes)
     columns = [] if matrix is None else [np.asarray(matrix, dtype=np.float64)]
     if sample_mask is not None:
         dropped = np.setdiff1d(np.arange(n_volumes), sample_mask)
@@ -312,7 +313,5 @@ def _log_units(arrays, meta, subject, task) -> None:
     data = arrays["patterns"] if meta["kind"] == "concepts" else arrays["bold"]
     logger.info("sub-%s task %s: %s, %d samples x %d %s; ROIs %s", subject, task, meta["kind"],
                 data.shape[0], data.shape[1], "vertices" if meta["geometry"] == "surface" else "voxels",
-                {name: int(((arrays["roi"] == index) if "roi_masks" not in arrays else
-                            arrays["roi_masks"][k]).sum())
-                 for k, (name, index) in enumerate(meta["rois"].items())})
+                {name: int(roi_mask(arrays, meta, name).sum()) for name in meta["rois"]})
 

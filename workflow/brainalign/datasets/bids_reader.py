@@ -66,6 +66,7 @@ class BidsReader:
         self.synthetic = dataset["format"] == "synthetic"
         self.surface = is_surface_space(dataset.get("space"))
         self._index = None
+        self._stimuli_names: dict[str, set[str]] = {}
 
     # ------------------------------------------------------------------ discovery
     @property
@@ -107,7 +108,9 @@ class BidsReader:
         from .events import read_events
 
         column = self.betas.get("stimulus_column", "concept") if kind == "events" else "concept"
-        known = set(read_table(concepts_file)["concept"].astype(str))
+        if concepts_file not in self._stimuli_names:  # read once for every subject and task
+            self._stimuli_names[concepts_file] = set(read_table(concepts_file)["concept"].astype(str))
+        known = self._stimuli_names[concepts_file]
         for path in paths:
             if kind == "events":
                 table = read_events(path, stimulus_column=column,
@@ -192,3 +195,4 @@ class BidsReader:
         )
         meta.update(space=self.dataset.get("space") or "unknown", task=task, subject=subject)
         return arrays, meta
+

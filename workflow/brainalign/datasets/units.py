@@ -45,7 +45,6 @@ __all__ = [
     "check_units",
     "roi_mask",
     "roi_masks_from_sets",
-    "responses",
     "usable_units",
     "unit_qc",
     "check_flagged_share",
@@ -149,11 +148,6 @@ def roi_masks_from_sets(
         arrays["roi_masks"] = stacked.astype(np.uint8)
         meta["roi_names"] = names
     return arrays, meta
-
-
-def responses(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> np.ndarray:
-    """The response matrix, array of shape (n_samples, n_units): patterns or BOLD."""
-    return arrays["patterns"] if meta["kind"] == "concepts" else arrays["bold"]
 
 
 def usable_units(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> np.ndarray:

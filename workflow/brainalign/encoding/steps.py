@@ -18,7 +18,7 @@ import pandas as pd
 from .. import io
 from ..labels import joint_space_name
 from ..datasets.units import roi_mask, usable_units
-from ..pipeline import kept_rows, map_image, map_sidecar, match_features, roi_summary, save_map
+from ..pipeline import kept_rows, map_image, map_sidecar, match_features, roi_summary
 from .delays import make_delays
 from .banded import variance_partition
 from .ceiling import noise_ceiling, normalise_scores
@@ -194,7 +194,7 @@ def run_fit_encoding(
     best = select_layer_from_fits(fits, {k: m[usable] for k, m in masks.items()}).assign(**labels)
     roi_table = pd.concat(roi_tables, ignore_index=True)
     names = [f"layer-{layer:02d}" for layer in layers]
-    save_map(map_image(np.stack(maps, axis=1), arrays, meta, names), out_map)
+    io.save_nifti(map_image(np.stack(maps, axis=1), arrays, meta, names), out_map)
     io.write_json(
         {**labels, "layers": layers, "measure": "held-out Pearson r, one volume per layer"},
         map_sidecar(out_map),
@@ -219,7 +219,9 @@ def _all_units(voxels: pd.DataFrame, usable: np.ndarray, roi: np.ndarray) -> pd.
     """The table of the fitted units, with a NaN row for each unit left out (``excluded``)."""
     if not usable.all():
         voxels = voxels.set_index("voxel").reindex(np.arange(usable.size))
-        voxels["significant"] = voxels["significant"].astype("boolean").fillna(False).astype(bool)
+        if "significant" in voxels:
+            significant = voxels["significant"].astype("boolean").fillna(False)
+            voxels["significant"] = significant.astype(bool)
         voxels = voxels.rename_axis("voxel").reset_index()
         voxels["roi_index"] = roi
     return voxels.assign(excluded=~usable)
@@ -381,14 +383,10 @@ def run_fit_joint_encoding(
         columns[f"r2_without_{name}"] = result.without[name].r2
         columns[f"unique_{name}"] = result.unique[i]
     columns["shared"] = result.shared
-    voxels = pd.DataFrame(columns)
-    if not usable.all():
-        voxels = voxels.set_index("voxel").reindex(np.arange(usable.size)).rename_axis("voxel")
-        voxels = voxels.reset_index().assign(roi_index=arrays["roi"])
-    voxels["excluded"] = ~usable
+    voxels = _all_units(pd.DataFrame(columns), usable, arrays["roi"])
     labels = {"subject": meta["subject"], "task": meta["task"], "joint": joint["name"]}
     rois = _joint_roi_table(voxels, roi_masks(arrays, meta), names).assign(**labels)
-    save_map(map_image(voxels["joint_r"].to_numpy()[:, None], arrays, meta, ["joint_r"]), out_map)
+    io.save_nifti(map_image(voxels["joint_r"].to_numpy()[:, None], arrays, meta, ["joint_r"]), out_map)
     io.write_table(voxels.assign(**labels), out_voxels)
     io.write_table(rois, out_rois)
     for roi, sub in rois[rois["measure"] == "unique"].groupby("roi", sort=False):
