@@ -122,7 +122,7 @@ def plot_encoding_maps(
         means[label] = image.mean_img(
             [f if hasattr(f, "get_fdata") else str(f) for f in files], copy_header=True
         )
-        vmax = max(vmax, float(np.abs(means[label].get_fdata()).max()))
+        vmax = max(vmax, float(np.nanmax(np.abs(means[label].get_fdata()), initial=0.0)))  # excluded units are NaN
     for ax, (label, img) in zip(axes[:, 0], means.items()):
         plotting.plot_stat_map(img, display_mode="z", cut_coords=(-10, 0, 10, 20, 40), axes=ax,
                                title=label, vmax=max(vmax, 1e-6), colorbar=True, annotate=False,
