@@ -59,7 +59,8 @@ def match_features(
 ) -> np.ndarray:
     """Return one layer's features in the row order of the brain data.
 
-    Concept patterns are matched by stimulus name; time series by run and TR count (every
+    Concept patterns are matched by stimulus name, event-locked responses (epochs) by event
+    id; time series by run and TR count (every
     TR of every run, before volumes dropped from the brain data, see :func:`kept_rows`). A
     stimulus or run present on one side only is an error.
 
@@ -79,6 +80,15 @@ def match_features(
                 f"{missing[:5]}; extract features for the same stimuli."
             )
         return X[[order[name] for name in brain_meta["stimuli"]]]
+    if kind == "epochs":
+        order = {name: i for i, name in enumerate(features_meta["stimuli"])}
+        missing = [name for name in brain_meta["events"] if name not in order]
+        if missing:
+            raise ValueError(
+                f"feature file '{path}' lacks events present in the brain data: {missing[:5]}; "
+                "extract features from the same naturalistic/words.tsv and frames.tsv."
+            )
+        return X[[order[name] for name in brain_meta["events"]]]
     if kind == "timeseries":
         if list(features_meta["runs"]) != list(brain_meta["runs"]):
             raise ValueError(
@@ -93,7 +103,9 @@ def match_features(
                 f"{n_acquired}; check naturalistic/runs.tsv (n_trs) against the BOLD files."
             )
         return X
-    raise ValueError(f"brain data kind must be 'concepts' or 'timeseries'; got {kind!r}")
+    raise ValueError(
+        f"brain data kind must be 'concepts', 'timeseries' or 'epochs'; got {kind!r}"
+    )
 
 
 def _kind(brain_meta: Mapping[str, Any]) -> str:
@@ -247,10 +259,44 @@ def group_surface_maps_by_unit(
     }
 
 
+def save_map(values: np.ndarray, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any],
+             names: list[str], path: PathLike) -> None:
+    """Write per-unit maps: NIfTI (voxels), CIFTI-2 dense scalars (vertices), or, for
+    electrodes x time bins, a TSV with one row per unit (channel, bin, its window, x, y, z,
+    region) and one column per map.
+
+    Parameters
+    ----------
+    values : array of shape (n_units, n_maps)
+    arrays, meta : the brain data's (geometry labels)
+    names : one name per map (layers)
+    path : where to write, atomically
+    """
+    values = np.asarray(values, dtype=np.float32).reshape(len(values), -1)
+    if meta.get("geometry", "volume") != "electrodes":
+        io.save_nifti(map_image(values, arrays, meta, names), path)
+        return
+    io.write_table(pd.concat([electrode_labels(arrays, meta),
+                              pd.DataFrame(values, columns=names)], axis=1), path)
+
+
+def electrode_labels(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> pd.DataFrame:
+    """One row per electrode x time-bin unit: channel, bin, bin_start, bin_stop, x, y, z, region."""
+    channel, bin_ = np.asarray(arrays["channel"]), np.asarray(arrays["bin"])
+    bins = np.asarray(meta["bins"], dtype=float).reshape(-1, 2)
+    xyz = np.asarray(arrays["xyz"], dtype=float)
+    return pd.DataFrame({
+        "channel": np.asarray(meta["channels"], dtype=object)[channel],
+        "bin": bin_, "bin_start": bins[bin_, 0], "bin_stop": bins[bin_, 1],
+        "x": xyz[:, 0], "y": xyz[:, 1], "z": xyz[:, 2],
+        "region": np.asarray(meta["regions"], dtype=object)[channel],
+    })
+
+
 def map_sidecar(path: PathLike) -> str:
-    """The JSON sidecar of a map: ``x_statmap.nii.gz`` (or ``.dscalar.nii``) -> ``x_statmap.json``."""
+    """The JSON sidecar of a map: ``x_statmap.nii.gz`` (``.dscalar.nii``, ``.tsv``) -> ``x_statmap.json``."""
     path = str(path)
-    for suffix in (".dscalar.nii", ".nii.gz", ".nii"):
+    for suffix in (".dscalar.nii", ".nii.gz", ".nii", ".tsv"):
         if path.endswith(suffix):
             return path[: -len(suffix)] + ".json"
     raise ValueError(f"'{path}' is not a NIfTI file name (.nii or .nii.gz)")

@@ -15,6 +15,13 @@ and, by ``meta['geometry']``:
 ``surface``    ``hemi`` int8 (n_units,) 0 = left, 1 = right; ``vertex`` int32 (n_units,)
                vertex index in its hemisphere; ``meta['n_vertices']`` = {"L": n, "R": n};
                ``meta['mesh']`` e.g. ``fsaverage5``.
+``electrodes`` a unit is a channel x time bin (unit = channel position * n_bins + bin):
+               ``channel`` int32 (n_units,) index into ``meta['channels']`` (names after
+               re-referencing, e.g. ``LA1-LA2``); ``bin`` int32 (n_units,) index into
+               ``meta['bins']`` ([start, stop] s from the event); ``xyz`` float32
+               (n_units, 3) mm in ``meta['coord_space']`` (a bipolar channel at the midpoint
+               of its contacts); ``meta['regions']`` the region of each channel ('' if
+               unknown), the listed ones (``dataset.rois``) being the ROIs.
 
 and, by ``meta['kind']``:
 
@@ -23,6 +30,13 @@ and, by ``meta['kind']``:
                are repeats (crossnobis, noise ceilings); ``meta['n_repeats']``.
 ``timeseries`` ``bold`` float32 (n_trs, n_units); ``run`` int32 (n_trs,) the CV group of
                each TR (a run, or a session x run); ``meta['runs']``, ``meta['tr']``.
+``epochs``     event-locked responses (intracranial): ``responses`` float32 (n_events,
+               n_units); ``group`` int32 (n_events,) the CV block of each event, contiguous
+               in time (a block is never split between training and test);
+               ``meta['events']`` event ids in row order (matched to features by id:
+               ``word-<row>`` of words.tsv, ``cut-<row>`` of frames.tsv),
+               ``meta['event_times']`` (s from the recording start), ``meta['alignment']``
+               (``language`` or ``vision``).
 
 ``meta`` always has ``subject``, ``task`` (the free task name), ``kind``, ``geometry``,
 ``rois`` ({name: index}) and ``space``. Readers record what they did (``qc``: dropped
@@ -41,6 +55,7 @@ import numpy as np
 
 __all__ = [
     "KINDS",
+    "RESPONSES",
     "GEOMETRIES",
     "check_units",
     "roi_mask",
@@ -50,10 +65,14 @@ __all__ = [
     "check_flagged_share",
 ]
 
-KINDS = ("concepts", "timeseries")
-GEOMETRIES = ("volume", "surface")
-_GEOMETRY_ARRAYS = {"volume": ("ijk",), "surface": ("hemi", "vertex")}
-_KIND_ARRAYS = {"concepts": ("patterns",), "timeseries": ("bold", "run")}
+KINDS = ("concepts", "timeseries", "epochs")
+GEOMETRIES = ("volume", "surface", "electrodes")
+_GEOMETRY_ARRAYS = {"volume": ("ijk",), "surface": ("hemi", "vertex"),
+                    "electrodes": ("channel", "bin", "xyz")}
+_KIND_ARRAYS = {"concepts": ("patterns",), "timeseries": ("bold", "run"),
+                "epochs": ("responses", "group")}
+#: The array holding the responses (samples x units) of each kind.
+RESPONSES = {"concepts": "patterns", "timeseries": "bold", "epochs": "responses"}
 
 
 def check_units(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], where: str = "") -> None:
@@ -78,7 +97,7 @@ def check_units(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], where
     if missing:
         raise ValueError(f"brain data{label} lacks arrays {missing}")
     n_units = arrays["roi"].shape[0]
-    data = arrays["patterns"] if meta["kind"] == "concepts" else arrays["bold"]
+    data = arrays[RESPONSES[meta["kind"]]]
     if data.ndim != 2 or data.shape[1] != n_units:
         raise ValueError(
             f"brain data{label} has responses of shape {data.shape} for {n_units} units"

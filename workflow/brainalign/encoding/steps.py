@@ -17,8 +17,8 @@ import pandas as pd
 
 from .. import io
 from ..labels import joint_space_name
-from ..datasets.units import roi_mask, usable_units
-from ..pipeline import kept_rows, map_image, map_sidecar, match_features, roi_summary
+from ..datasets.units import RESPONSES, roi_mask, usable_units
+from ..pipeline import kept_rows, map_sidecar, match_features, roi_summary, save_map
 from .delays import make_delays
 from .banded import variance_partition
 from .ceiling import noise_ceiling, normalise_scores
@@ -35,6 +35,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+# The array holding each sample's CV group, by kind (concepts: each pattern its own).
+_GROUPS = {"concepts": None, "timeseries": "run", "epochs": "group"}
 PathLike = str | os.PathLike
 
 
@@ -46,18 +48,18 @@ def load_brain(
     Returns
     -------
     Y : array of shape (n_samples, n_voxels), float32
-        ``patterns`` (concepts) or ``bold`` (naturalistic).
+        ``patterns`` (concepts), ``bold`` (naturalistic) or ``responses`` (epochs).
     groups : array of shape (n_samples,)
-        Concept index (concepts) or run label (naturalistic).
+        Concept index (concepts), run label (naturalistic) or CV block (epochs).
     meta : dict
-        The file's metadata plus ``n_samples`` and ``kind`` (``concepts``/``timeseries``).
+        The file's metadata plus ``n_samples`` and ``kind`` (``concepts``, ``timeseries``
+        or ``epochs``).
     arrays : dict
         Every array of the file (``roi``, ``ijk``, ``patterns_by_run``...).
     """
     arrays, meta = io.load_arrays(path)
-    concepts = meta["kind"] == "concepts"
-    Y = arrays["patterns"] if concepts else arrays["bold"]
-    groups = np.arange(Y.shape[0]) if concepts else arrays["run"]
+    Y = arrays[RESPONSES[meta["kind"]]]
+    groups = arrays[_GROUPS[meta["kind"]]] if _GROUPS[meta["kind"]] else np.arange(Y.shape[0])
     meta.update(n_samples=Y.shape[0])
     return np.asarray(Y, dtype=np.float32), groups, meta, arrays
 
@@ -93,8 +95,10 @@ def design_matrices(
 def _fit_kwargs(
     params: Mapping[str, Any], kind: str, groups: np.ndarray, seed: int
 ) -> dict[str, Any]:
+    # Event-locked responses are cross-validated like time series (leave one contiguous
+    # block out), with no FIR delays: the time bins are the response's delays.
     return dict(
-        kind=kind,
+        kind="timeseries" if kind == "epochs" else kind,
         groups=groups,
         alphas=params["alphas"],
         delays=tuple(params["delays"]) if kind == "timeseries" else (0,),
@@ -194,7 +198,7 @@ def run_fit_encoding(
     best = select_layer_from_fits(fits, {k: m[usable] for k, m in masks.items()}).assign(**labels)
     roi_table = pd.concat(roi_tables, ignore_index=True)
     names = [f"layer-{layer:02d}" for layer in layers]
-    io.save_nifti(map_image(np.stack(maps, axis=1), arrays, meta, names), out_map)
+    save_map(np.stack(maps, axis=1), arrays, meta, names, out_map)
     io.write_json(
         {**labels, "layers": layers, "measure": "held-out Pearson r, one volume per layer"},
         map_sidecar(out_map),
@@ -263,7 +267,7 @@ def _significance(
         result,
         X,
         Y,
-        kind=kind,
+        kind="timeseries" if kind == "epochs" else kind,  # blocks of events within a CV block
         groups=groups,
         n_permutations=params["n_permutations"],
         block_size=params["block_size"],
@@ -386,7 +390,7 @@ def run_fit_joint_encoding(
     voxels = _all_units(pd.DataFrame(columns), usable, arrays["roi"])
     labels = {"subject": meta["subject"], "task": meta["task"], "joint": joint["name"]}
     rois = _joint_roi_table(voxels, roi_masks(arrays, meta), names).assign(**labels)
-    io.save_nifti(map_image(voxels["joint_r"].to_numpy()[:, None], arrays, meta, ["joint_r"]), out_map)
+    save_map(voxels["joint_r"].to_numpy()[:, None], arrays, meta, ["joint_r"], out_map)
     io.write_table(voxels.assign(**labels), out_voxels)
     io.write_table(rois, out_rois)
     for roi, sub in rois[rois["measure"] == "unique"].groupby("roi", sort=False):

@@ -59,6 +59,8 @@ _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".
 _TASK_TABLES = {
     "concepts": ("concepts.tsv", "sentences.tsv"),
     "naturalistic": ("naturalistic/runs.tsv", "naturalistic/words.tsv", "naturalistic/frames.tsv"),
+    "word_events": ("naturalistic/runs.tsv", "naturalistic/words.tsv", "naturalistic/frames.tsv"),
+    "scene_events": ("naturalistic/runs.tsv", "naturalistic/words.tsv", "naturalistic/frames.tsv"),
 }
 _NOISE_TABLE = "noise_images.tsv"
 

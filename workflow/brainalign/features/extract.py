@@ -34,6 +34,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -466,6 +467,103 @@ def _naturalistic_plan(extractor: FeatureExtractor, stream: str, ctx: _Naturalis
     return plan
 
 
+# --- event-locked tasks (intracranial recordings) -------------------------------------
+# One output row per event, no resampling: the brain side bins each event's response.
+# Language-aligned events are the words of words.tsv (id word-<row>), each in its
+# sentence with the frame on screen (its concurrent frame); vision-aligned events are the
+# scene cuts of frames.tsv (rows with scene_cut 1, id cut-<row>), each frame with the
+# sentence around it: the sentence of the last word that started before the cut in that
+# run (else the run's first sentence), pooled over the whole sentence.
+
+
+def event_ids(prefix: str, rows: Sequence[int]) -> list[str]:
+    """Event ids shared by the feature and brain sides: ``word-00012``, ``cut-00003``."""
+    return [f"{prefix}-{int(row):05d}" for row in rows]
+
+
+def scene_cut_sentences(words: pd.DataFrame, cuts: pd.DataFrame) -> np.ndarray:
+    """Row of ``words`` whose sentence goes with each scene cut (same run, last word starting
+    at or before the cut; the run's first word if none does; -1 for a run without words)."""
+    result = np.full(len(cuts), -1, dtype=np.int64)
+    for k, (run, onset) in enumerate(cuts[["run", "onset"]].itertuples(index=False)):
+        rows = np.flatnonzero((words["run"] == run).to_numpy())
+        if len(rows) == 0:
+            continue
+        before = rows[words["onset"].to_numpy(float)[rows] <= float(onset)]
+        result[k] = before[-1] if len(before) else rows[0]
+    return result
+
+
+def _word_events_plan(extractor: FeatureExtractor, stream: str, ctx: _Naturalistic) -> StreamPlan:
+    text, image = _split(stream)
+    words = ctx.table("words.tsv", ["word", "sentence", "char_start", "char_end"])
+    n = len(words)
+    paths = None
+    if image is not None:
+        frames = ctx.table("frames.tsv", ["image"])
+        frame_images = list(frames["image"].iloc[concurrent_frames(words, frames)])
+        paths = _image_paths(image, frame_images, ctx.stimuli_dir, ctx.noise_dir)
+    if text is None:
+        return _image_plan(extractor, stream, paths, _identity, n)
+    if text == "word":
+        sentences = [str(w) for w in words["word"]]
+        spans = [(0, len(w)) for w in sentences]
+    else:
+        sentences = list(words["sentence"])
+        spans = list(zip(words["char_start"].astype(int), words["char_end"].astype(int)))
+    return _text_plan(extractor, stream, sentences, spans, paths, _identity, n)
+
+
+def _scene_cuts(ctx: _Naturalistic) -> pd.DataFrame:
+    frames = ctx.table("frames.tsv", ["image", "scene_cut"])
+    cuts = frames[frames["scene_cut"].astype(int) == 1]
+    if cuts.empty:
+        raise ValueError(
+            f"'{ctx.stimuli_dir / 'naturalistic' / 'frames.tsv'}' column 'scene_cut' marks no "
+            "scene cut (expected 1 at the first frame of each shot); mark the cuts."
+        )
+    return cuts
+
+
+def _scene_events_plan(extractor: FeatureExtractor, stream: str, ctx: _Naturalistic) -> StreamPlan:
+    text, image = _split(stream)
+    cuts = _scene_cuts(ctx)
+    n = len(cuts)
+    paths = None if image is None else _image_paths(
+        image, list(cuts["image"]), ctx.stimuli_dir, ctx.noise_dir)
+    if text is None:
+        return _image_plan(extractor, stream, paths, _identity, n)
+    words = ctx.table("words.tsv", ["word", "sentence", "char_start", "char_end"])
+    owner = scene_cut_sentences(words, cuts)
+    if (owner < 0).any():
+        raise ValueError(
+            f"scene cuts of runs {sorted(set(cuts['run'][owner < 0]))} have no words in "
+            "naturalistic/words.tsv; a text condition needs a sentence for each cut"
+        )
+    if text == "word":
+        sentences = [str(w) for w in words["word"].iloc[owner]]
+    else:
+        sentences = [str(t) for t in words["sentence"].iloc[owner]]
+    spans = [(0, len(t)) for t in sentences]
+    return _text_plan(extractor, stream, sentences, spans, paths, _identity, n)
+
+
+def _plan_events(planner: Callable[..., StreamPlan], alignment: str):
+    def plan(extractor, stimuli_dir: Path, streams: Sequence[str], options: dict):
+        runs, _ = _read_runs(stimuli_dir)
+        ctx = _Naturalistic(stimuli_dir, options["noise_dir"], runs, 0, 1.0)
+        plans = [planner(extractor, stream, ctx) for stream in streams]
+        if alignment == "language":
+            ids = event_ids("word", range(len(ctx.table("words.tsv", []))))
+        else:
+            ids = event_ids("cut", _scene_cuts(ctx).index)
+        logger.info("%s-aligned events: %d", alignment, len(ids))
+        return plans, {"task": f"{'word' if alignment == 'language' else 'scene'}_events",
+                       "stimuli": ids, "alignment": alignment}, {}
+
+    return plan
+
+
 # --- encoding and assembly ------------------------------------------------------------
 
 
@@ -620,6 +718,8 @@ def _plan_naturalistic(
 _PLANNERS: dict[str, Callable[..., tuple[list[StreamPlan], dict, dict]]] = {
     "concepts": _plan_concepts,
     "naturalistic": _plan_naturalistic,
+    "word_events": _plan_events(_word_events_plan, "language"),
+    "scene_events": _plan_events(_scene_events_plan, "vision"),
 }
 
 
@@ -787,9 +887,33 @@ def extract_naturalistic_features(
     return dict(run.computed()), run.metadata
 
 
+def extract_event_features(
+    extractor: FeatureExtractor,
+    stimuli_dir: str | os.PathLike,
+    condition: str,
+    layers: Layers = None,
+    noise_dir: str | os.PathLike | None = None,
+    *,
+    alignment: str = "language",
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Event-locked features (one row per event, no resampling), in memory.
+
+    ``alignment="language"``: one row per word of naturalistic/words.tsv (the word in its
+    sentence, with its concurrent frame for image streams), ids ``word-<row>``;
+    ``"vision"``: one row per scene cut of naturalistic/frames.tsv (``scene_cut`` 1), the
+    frame with the sentence around it, ids ``cut-<row>``. ``metadata['stimuli']`` holds the
+    ids in row order; the rest is as for :func:`extract_concept_features`.
+    """
+    task = {"language": "word_events", "vision": "scene_events"}[alignment]
+    run = _extract(extractor, stimuli_dir, task, condition, layers, _options(noise_dir))
+    return dict(run.computed()), run.metadata
+
+
 TASKS: dict[str, Callable[..., tuple[dict[str, np.ndarray], dict[str, Any]]]] = {
     "concepts": extract_concept_features,
     "naturalistic": extract_naturalistic_features,
+    "word_events": partial(extract_event_features, alignment="language"),
+    "scene_events": partial(extract_event_features, alignment="vision"),
 }
 
 
