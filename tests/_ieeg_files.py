@@ -86,7 +86,8 @@ def write_ieeg_dataset(
         amplitudes = np.zeros((len(word_t) + len(cut_t), len(names)))
         amplitudes[: len(word_t), names.index("LA3")] = rng.uniform(0, 1, len(word_t))
         amplitudes[len(word_t):, names.index("RB4")] = rng.uniform(0, 1, len(cut_t))
-        duration = movie_onset + float(frames.loc[frames["run"] == run, "onset"].max()) + tail
+        last = movie_onset + float(frames.loc[frames["run"] == run, "onset"].max()) + tail
+        duration = float(np.ceil(last))  # whole seconds: EDF pads to its 1 s data records
         data = simulate_seeg(duration, sfreq, len(names), np.r_[word_t, cut_t], amplitudes,
                              line_freq=line_freq, random_state=seed + run)
         raw = _raw(data, sfreq, names, xyz, bads, line_freq)

@@ -10,6 +10,7 @@ a unit is a channel x time bin, unit index = channel * n_bins + bin.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -127,7 +128,9 @@ def epochs_arrays(
     regions : sequence of str, length n_channels
         Region of each channel ('' unknown).
     rois : sequence of str
-        Regions that become ROIs (``dataset.rois``), numbered 1, 2... in this order.
+        Regions that become ROIs (``dataset.rois``), numbered 1, 2... in this order; an ROI
+        matches a region by its name or by the name without non-alphanumerics
+        (``ctx-lh-insula`` is ROI ``ctxlhinsula``).
     bins : sequence of [start, stop], length n_bins
     coord_space : str
 
@@ -147,12 +150,14 @@ def epochs_arrays(
             f"{len(regions)} regions, {len(xyz)} coordinates and {len(bins)} bins"
         )
     channel = np.repeat(np.arange(n_channels, dtype=np.int32), n_bins)
-    unit_region = np.asarray(list(regions), dtype=object)[channel]
-    for name in rois:
-        if not (unit_region == name).any():
+    bare = [re.sub(r"[^A-Za-z0-9]", "", str(r)) for r in regions]
+    sets = {}
+    for name in rois:  # a region by its name, or without non-alphanumerics (ROI names are)
+        member = np.array([r == name or b == name for r, b in zip(regions, bare)], dtype=bool)
+        if not member.any():
             logger.warning("ROI %s: no channel in this region", name)
-    roi_arrays, roi_meta = roi_masks_from_sets(
-        {name: unit_region == name for name in rois}, n_channels * n_bins)
+        sets[name] = member[channel]
+    roi_arrays, roi_meta = roi_masks_from_sets(sets, n_channels * n_bins)
     arrays = {
         "responses": responses.reshape(n_events, n_channels * n_bins).astype(np.float32),
         "channel": channel,

@@ -171,7 +171,8 @@ def write_bids_ieeg(
         PowerLineFrequency of ``_ieeg.json``.
     session : str or None
     fmt : str
-        ``EDF`` (through edfio) or ``BrainVision``.
+        ``EDF`` (through edfio; it pads the recording to whole seconds, its data records,
+        with edge values: give whole-second data to keep the duration) or ``BrainVision``.
     region_column : str
     space : str
         The template space of the coordinates (``_coordsystem.json``).
@@ -190,13 +191,13 @@ def write_bids_ieeg(
     raw = mne.io.RawArray(np.asarray(data, dtype=float), info, verbose=False)
     positions = {n: np.asarray(p, float) / 1000.0 for n, p in zip(ch_names, xyz_mni)}
     raw.set_montage(mne.channels.make_dig_montage(ch_pos=positions, coord_frame="mni_tal"),
-                    on_missing="ignore", verbose=False)
+                    verbose="error")  # a template space has no fiducials
     raw.info["bads"] = list(bads)
     events, event_id = _movie_events(movie_onsets, sfreq)
     path = mne_bids.BIDSPath(subject=subject, session=session, task=task, run=run,
                              datatype="ieeg", root=root, space=space)
     mne_bids.write_raw_bids(raw, path, events=events, event_id=event_id, format=fmt,
-                            allow_preload=True, overwrite=True, verbose=False)
+                            allow_preload=True, overwrite=True, verbose="error")
     electrodes = path.copy().update(task=None, run=None, suffix="electrodes", extension=".tsv")
     table = pd.read_csv(electrodes.fpath, sep="\t", keep_default_na=False)
     table[region_column] = table["name"].map(dict(zip(ch_names, regions))).fillna("n/a")
