@@ -174,3 +174,35 @@ def test_simulate_writer_round_trip(tmp_path):
     assert meta["qc"]["runs"][0]["notch"] == [50.0 * k for k in range(1, 10)]
     assert set(meta["regions"]) == {"insula"}
     assert arrays["responses"].shape[1] == 17 * 8
+
+
+def test_movie_segment_played_twice(written, tmp_path):
+    base, _ = _copy(written, tmp_path)
+    events = next((base / "bids" / "sub-01" / "ieeg").glob("*run-2*_events.tsv"))
+    table = pd.read_csv(events, sep="\t", keep_default_na=False)
+    table.loc[table["trial_type"] == "movie", "value"] = 1
+    table.to_csv(events, sep="\t", index=False)
+    with pytest.raises(DatasetError, match=r"play a movie segment twice .* e.g. word-00000"):
+        _reader(base).check()
+
+
+def test_regions_from_a_nifti_atlas(written, tmp_path):
+    """Without region_column: the atlas at each channel's coordinates (bipolar midpoint)."""
+    nib = pytest.importorskip("nibabel")
+    base, _, truth = written
+    xyz = dict(zip(truth["names"], truth["xyz"]))
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    affine[:3, 3] = [-80, -100, -60]
+    grid = np.zeros((81, 91, 61), dtype=np.int16)
+    centre = (xyz["LA2"] + xyz["LA3"]) / 2  # LA2-LA3's midpoint, 1.75 mm from either contact
+    i, j, k = np.rint((centre - affine[:3, 3]) / 2).astype(int)
+    grid[i, j, k] = 7
+    nib.save(nib.Nifti1Image(grid, affine), tmp_path / "atlas.nii.gz")
+    (tmp_path / "atlas.tsv").write_text("index\tname\n7\tctx-lh-insula\n")
+    arrays, meta = _read(base, "words", region_column=None, atlas=str(tmp_path / "atlas.nii.gz"),
+                         rois=["ctxlhinsula"])
+    assert meta["regions"][1] == "ctx-lh-insula"
+    assert [r for r in meta["regions"] if r] == ["ctx-lh-insula"]
+    assert (arrays["roi"] == 1).sum() == 8 and arrays["roi"][8:16].tolist() == [1] * 8
+    n_events = meta["qc"]["n_events"]
+    assert list(n_events) == ["run-1", "run-2"] and sum(n_events.values()) == len(meta["events"])

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from .registry import DatasetError, register_reader
+from .units import check_units
 
 __all__ = ["IeegReader", "find_recordings", "movie_rows", "stimulus_events"]
 
@@ -313,6 +314,8 @@ class IeegReader:
             stimuli = stimulus_events(table_file, self._alignment(task))
             for subject in self.dataset["subjects"]:
                 files = self.inputs(subject, task)
+                _check_unique([i for e in files["events"] for i in
+                               _recording_events(e, stimuli, table_file)[0]], files["events"])
                 for k, recording in enumerate(files["recordings"]):
                     per = {key: files[key][k] for key in
                            ("sidecar", "channels", "events", "electrodes", "coordsystem")}
@@ -346,7 +349,9 @@ class IeegReader:
         responses = epoch_bins(raw.get_data(), raw.info["sfreq"], times, settings["window"],
                                float(settings["bin"]),
                                f"events '{files['events'][k]}' of recording '{recording}'")
-        qc.update(file=recording, n_events=len(ids), duration=duration)
+        ents = _entities(Path(recording).name)
+        qc.update(file=recording, n_events=len(ids), duration=duration,
+                  run="_".join(f"{k}-{ents[k]}" for k in ("ses", "run") if k in ents) or str(k + 1))
         return {"where": recording, "channels": list(raw.ch_names), "responses": responses,
                 "ids": ids, "times": times, "duration": duration, "qc": qc,
                 "electrodes": electrodes, "space": space}
@@ -374,6 +379,7 @@ class IeegReader:
         offsets = np.cumsum([0.0] + [r["duration"] for r in runs[:-1]])
         times = np.concatenate([r["times"] + off for r, off in zip(runs, offsets)])
         ids = [i for r in runs for i in r["ids"]]
+        _check_unique(ids, [str(e) for e in inputs["events"]])
         electrodes = runs[0]["electrodes"]
         xyz = channel_xyz(channels, {n: electrodes.loc[n, ["x", "y", "z"]].to_numpy(float)
                                      for n in electrodes.index})
@@ -383,31 +389,42 @@ class IeegReader:
         arrays, meta = epochs_arrays(responses, channels, xyz, regions, list(self.dataset["rois"]),
                                      time_bins(window, float(settings["bin"])), runs[0]["space"])
         arrays["group"] = cv_blocks(len(ids), int(settings["n_blocks"]))
-        played = set(ids)
-        dropped = int(sum(i not in played for i in stimuli["id"]))
+        dropped = int(len(set(stimuli["id"]) - set(ids)))
         if dropped:
             logger.info("sub-%s task %s: %d %s events are in no recording (their movie segment "
                         "was not played)", subject, task, dropped, alignment)
-        n_bins = len(meta["bins"])
-        constant = sorted({c for r in runs for c in r["qc"].get("constant_channels", [])})
-        flagged = [channels.index(c) * n_bins + b for c in constant if c in channels
-                   for b in range(n_bins)]
-        qc = {"runs": [{**r["qc"], "run": k + 1, "offset": float(off)}
-                       for k, (r, off) in enumerate(zip(runs, offsets))],
-              "n_events": {str(k + 1): r["qc"]["n_events"] for k, r in enumerate(runs)},
-              "events_dropped": dropped, "flagged_units": flagged,
+        qc = {"runs": [{**r["qc"], "offset": float(off)} for r, off in zip(runs, offsets)],
+              "n_events": {r["qc"]["run"]: r["qc"]["n_events"] for r in runs},
+              "events_dropped": dropped, "flagged_units": _flag_units(arrays, runs, channels),
               "settings": {k: settings[k] for k in sorted(settings)}}
         meta.update(subject=subject, task=task, events=ids, event_times=times.tolist(),
                     alignment=alignment, qc=qc, source=[r["where"] for r in runs])
         logger.info("sub-%s task %s: %d %s events x %d channels x %d bins", subject, task,
-                    len(ids), alignment, len(channels), n_bins)
-        _maybe_check_units(arrays, meta)
+                    len(ids), alignment, len(channels), len(meta["bins"]))
+        check_units(arrays, meta, f"sub-{subject} task {task}")
         return arrays, meta
 
 
-def _maybe_check_units(arrays, meta) -> None:
-    """``check_units`` once units.py knows kind ``epochs`` (it is being added)."""
-    from . import units
+def _check_unique(ids: list[str], events_files: list[str]) -> None:
+    seen: set[str] = set()
+    repeated = [i for i in ids if i in seen or seen.add(i)]
+    if repeated:
+        raise DatasetError(
+            f"events {events_files} play a movie segment twice ({len(repeated)} repeated "
+            f"events, e.g. {repeated[0]}); expected each stimulus run once per subject x task "
+            "(column 'value' of the movie rows). Keep one recording of it (dataset.sessions)."
+        )
 
-    if "epochs" in getattr(units, "KINDS", ()):
-        units.check_units(arrays, meta)
+
+def _flag_units(arrays: dict, runs: list[dict], channels: list[str]) -> list[int]:
+    """Units of channels constant in a run, or with non-finite responses (set to 0)."""
+    n_bins = int(arrays["bin"].max()) + 1
+    constant = {c for r in runs for c in r["qc"].get("constant_channels", [])}
+    flagged = {channels.index(c) * n_bins + b for c in constant if c in channels
+               for b in range(n_bins)}
+    bad = ~np.isfinite(arrays["responses"]).all(axis=0)
+    arrays["responses"][:, bad] = 0.0
+    flagged |= set(np.flatnonzero(bad).tolist())
+    if flagged:
+        logger.warning("%d units flagged (constant or non-finite signal)", len(flagged))
+    return sorted(int(u) for u in flagged)
