@@ -19,7 +19,7 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 
 
-if config["dataset"]["format"] == "synthetic":
+if config["dataset"]["format"] in SYNTHETIC_FORMATS:
 
     include: "workflow/rules/demo.smk"
 
@@ -28,6 +28,7 @@ include: "workflow/rules/preprocess.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/encoding.smk"
 include: "workflow/rules/rsa.smk"
+include: "workflow/rules/contrasts.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/bundle.smk"
 

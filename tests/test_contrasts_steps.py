@@ -10,9 +10,8 @@ from threadpoolctl import threadpool_limits
 
 from brainalign import io
 from brainalign.config import ConfigError
+from brainalign.contrasts._checks import check_contrasts, contrast_spaces
 from brainalign.contrasts import (
-    check_contrasts,
-    contrast_spaces,
     draw_resamples,
     fold_strata,
     load_resamples,

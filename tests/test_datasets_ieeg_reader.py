@@ -199,7 +199,7 @@ def test_regions_from_a_nifti_atlas(written, tmp_path):
     grid[i, j, k] = 7
     nib.save(nib.Nifti1Image(grid, affine), tmp_path / "atlas.nii.gz")
     (tmp_path / "atlas.tsv").write_text("index\tname\n7\tctx-lh-insula\n")
-    arrays, meta = _read(base, "words", region_column=None, atlas=str(tmp_path / "atlas.nii.gz"),
+    arrays, meta = _read(base, "words", region_column=None, atlas_image=str(tmp_path / "atlas.nii.gz"),
                          rois=["ctxlhinsula"])
     assert meta["regions"][1] == "ctx-lh-insula"
     assert [r for r in meta["regions"] if r] == ["ctx-lh-insula"]

@@ -95,8 +95,8 @@ def test_transcript_words_inside_runs(stim):
 def test_frames_tile_each_run(stim):
     frames = read_table(stim / "naturalistic" / "frames.tsv")
     images = set(read_table(stim / "concepts.tsv")["image"])
-    assert list(frames.columns) == ["run", "onset", "duration", "image"]
-    assert set(frames["image"]) <= images
+    assert list(frames.columns) == ["run", "onset", "duration", "image", "scene_cut"]
+    assert set(frames["image"]) <= images and (frames["scene_cut"] == 1).all()  # a shot each
     for _, run in frames.groupby("run"):
         onset, duration = run["onset"].to_numpy(), run["duration"].to_numpy()
         assert onset[0] == 0 and np.allclose(onset[1:], onset[:-1] + duration[:-1])

@@ -33,11 +33,18 @@ __all__ = [
     "analyses",
     "stimulus_sets",
     "FEATURE_KINDS",
+    "EPOCH_KINDS",
+    "SYNTHETIC_FORMATS",
 ]
 
 # What stimuli each task kind reads, and so which feature extraction it pairs with: an
 # events task's single-trial betas become concept patterns.
-FEATURE_KINDS = {"concepts": "concepts", "events": "concepts", "naturalistic": "naturalistic"}
+FEATURE_KINDS = {"concepts": "concepts", "events": "concepts", "naturalistic": "naturalistic",
+                 "word_events": "word_events", "scene_events": "scene_events"}
+#: Task kinds of event-locked (intracranial) recordings: language- and vision-aligned.
+EPOCH_KINDS = ("word_events", "scene_events")
+#: Formats that simulate their dataset in the workflow (the embedded demos).
+SYNTHETIC_FORMATS = ("synthetic", "synthetic_ieeg")
 _TASK_DEFAULTS = {"conditions": None, "stimuli": None}
 
 # Which input streams each condition feeds a model; a model runs a condition only when
@@ -172,6 +179,9 @@ def validate_config(
     _check_models(config, source, Path(workdir))
     _check_generators(config, source)
     check_joint_models(config, source)
+    from .contrasts._checks import check_contrasts  # noqa: PLC0415 (keeps config import light)
+
+    check_contrasts(config, source)
     return config
 
 
@@ -291,7 +301,7 @@ def _space_problem(models: Mapping[str, Any], space: Mapping[str, Any]) -> str |
 
 
 def _check_paths(config: dict[str, Any], source: str, workdir: Path) -> None:
-    if config["dataset"]["format"] == "synthetic":
+    if config["dataset"]["format"] in SYNTHETIC_FORMATS:
         return
     for key in ("dataset", "stimuli"):
         root = workdir / config[key]["root"]
@@ -308,6 +318,8 @@ def _model_location_error(name: str, spec: dict[str, Any], workdir: Path) -> str
         return None
     if not model_id:
         return f"config 'models.{name}.id' is required for source '{source}'; got none"
+    if source == "random" and "/" not in model_id and importlib.util.find_spec(model_id):
+        return None  # the architecture of an installed model package
     if source == "package":
         if importlib.util.find_spec(model_id) is None:
             return (
@@ -344,6 +356,9 @@ def _check_models(config: dict[str, Any], source: str, workdir: Path) -> None:
 
 
 def _check_generators(config: dict[str, Any], source: str) -> None:
+    if config["dataset"]["format"] == "synthetic_ieeg":
+        _check_ieeg_demo(config, source)
+        return
     if config["dataset"]["format"] != "synthetic":
         return
     for task, spec in config["dataset"]["tasks"].items():
@@ -452,3 +467,30 @@ def analysis_units(config: Mapping[str, Any]) -> list[tuple[str, str, int]]:
         for model, cond in model_conditions(config)
         for layer in config["models"][model]["layers"]
     ]
+
+
+def _check_ieeg_demo(config: dict[str, Any], source: str) -> None:
+    """The synthetic intracranial dataset: event-locked tasks, planted site classes."""
+    for task, spec in config["dataset"]["tasks"].items():
+        if spec["kind"] not in EPOCH_KINDS:
+            raise ConfigError(
+                f"config 'dataset.tasks.{task}' (kind {spec['kind']}): the synthetic "
+                f"intracranial dataset simulates only tasks of kind word_events or "
+                f"scene_events. Fix the task in {source}."
+            )
+    sites = config.get("demo", {}).get("ieeg", {}).get("sites", {})
+    if not sites:
+        raise ConfigError(
+            f"config 'demo.ieeg.sites' must name the planted site classes (share, model, "
+            f"condition, layer); got none. Edit {source}."
+        )
+    total = sum(site["share"] for site in sites.values())
+    if total > 1:
+        raise ConfigError(
+            f"config 'demo.ieeg.sites': the shares add up to {total:g}; they must add up to at "
+            f"most 1 (the rest are noise sites). Edit {source}."
+        )
+    for name, site in sites.items():
+        problem = _space_problem(config["models"], site)
+        if problem:
+            raise ConfigError(f"config 'demo.ieeg.sites.{name}' {problem}. Edit {source}.")

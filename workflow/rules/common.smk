@@ -3,8 +3,10 @@ import re
 
 from brainalign.config import (
     CONDITION_MODALITIES,
+    SYNTHETIC_FORMATS,
     analyses,
     stimulus_sets,
+    task_conditions,
     validate_config,
 )
 from brainalign.datasets.registry import get_reader
@@ -33,13 +35,15 @@ STIMULUS_SETS = stimulus_sets(config)
 FEATURE_SETS = STIMULUS_SETS["sets"]
 FEATURE_SET_OF = STIMULUS_SETS["of_task"]
 FORMATS = config["figures"]["formats"]
-# Surfaces (space-fsaverage*): maps are CIFTI-2 dense scalars over both hemispheres.
-SURFACE = is_surface_space(DATASET["space"])
-MAP_EXT = ".dscalar.nii" if SURFACE else ".nii.gz"
+# Surfaces (space-fsaverage*): maps are CIFTI-2 dense scalars over both hemispheres;
+# intracranial units (electrode x time bin) are listed in a TSV with their coordinates.
+ELECTRODES = DATASET["format"] in ("ieeg", "synthetic_ieeg", "braintreebank")
+SURFACE = not ELECTRODES and is_surface_space(DATASET["space"])
+MAP_EXT = ".tsv" if ELECTRODES else ".dscalar.nii" if SURFACE else ".nii.gz"
 # The dataset's reader (brainalign.datasets registry): it finds every input file now,
 # while the DAG is built, so a missing file or entity stops the run before any job.
 READER = get_reader(DATASET, STIMULI, CONFIG_SOURCE, preprocess=config["preprocess"])
-if DATASET["format"] != "synthetic":
+if DATASET["format"] not in SYNTHETIC_FORMATS:
     READER.check()
 # What each stage contributes to the result bundle: the stage's rule file appends its
 # group tables and figures here, and make_bundle collects them.
@@ -63,8 +67,22 @@ wildcard_constraints:
 
 # ---- dataset files (found by the reader) ----
 def get_brain_inputs(wildcards):
-    """Files one subject x task preprocessing job reads, named by the reader."""
+    """Files one subject x task preprocessing job reads, named by the reader.
+
+    The intracranial demo is written by a job, so its files are not there to be found
+    when the DAG is built: the job reads the subject's folder, in which the reader finds
+    the recordings when it runs.
+    """
+    if DATASET["format"] == "synthetic_ieeg":
+        return {"subject_dir": f"{DATASET['root']}/sub-{wildcards.subject}"}
     return READER.inputs(wildcards.subject, wildcards.task)
+
+
+class Wildcards:
+    """The wildcards of one subject x task, for input functions called outside a job."""
+
+    def __init__(self, subject, task):
+        self.subject, self.task = subject, task
 
 
 def _flatten(files):
@@ -75,7 +93,12 @@ def _flatten(files):
 def get_dataset_files(wildcards=None):
     """Every dataset file the configured subjects and tasks read (deduplicated, sorted)."""
     return sorted(
-        {f for s in SUBJECTS for t in TASKS for f in _flatten(READER.inputs(s, t))}
+        {
+            f
+            for s in SUBJECTS
+            for t in TASKS
+            for f in _flatten(get_brain_inputs(Wildcards(s, t)))
+        }
         - set(get_stimulus_files())
     )
 
@@ -89,6 +112,9 @@ STIMULUS_TABLES = {
         "naturalistic/frames.tsv",
     ],
 }
+# Event-locked tasks read the film's tables, one row per word or scene cut.
+STIMULUS_TABLES["word_events"] = STIMULUS_TABLES["naturalistic"]
+STIMULUS_TABLES["scene_events"] = STIMULUS_TABLES["naturalistic"]
 
 
 def stimulus_tables(stimset):

@@ -1,5 +1,5 @@
 # The embedded demo: stimuli shipped in packages and a synthetic dataset with planted
-# ground truth. Only used when dataset.kind is "synthetic".
+# ground truth. Only used when dataset.format is synthetic (fMRI) or synthetic_ieeg (SEEG).
 
 
 rule make_demo_stimuli:
@@ -24,23 +24,68 @@ rule make_demo_stimuli:
         "../scripts/make_demo_stimuli.py"
 
 
-rule make_demo_dataset:
-    input:
-        unpack(get_generator_features),
-    output:
-        files=get_dataset_files(),
-        truth=f"{DATASET['root']}/ground_truth/ground_truth.json",
-    log:
-        "results/logs/make_demo_dataset.log",
-    conda:
-        "../../envs/preprocess.yaml"
-    container:
-        f"{workflow.basedir}/containers/preprocess.sif"
-    params:
-        demo=config["demo"],
-        subjects=SUBJECTS,
-        tasks=TASKS,
-        concept_runs=RUNS["concepts"],
-        seed=SEED,
-    script:
-        "../scripts/make_demo_dataset.py"
+if DATASET["format"] == "synthetic":
+
+    rule make_demo_dataset:
+        input:
+            unpack(get_generator_features),
+        output:
+            files=get_dataset_files(),
+            truth=f"{DATASET['root']}/ground_truth/ground_truth.json",
+        log:
+            "results/logs/make_demo_dataset.log",
+        conda:
+            "../../envs/preprocess.yaml"
+        container:
+            f"{workflow.basedir}/containers/preprocess.sif"
+        params:
+            demo=config["demo"],
+            subjects=SUBJECTS,
+            tasks=TASKS,
+            concept_runs=RUNS["concepts"],
+            seed=SEED,
+        script:
+            "../scripts/make_demo_dataset.py"
+
+
+# The intracranial demo (dataset.format synthetic_ieeg): SEEG in BIDS-iEEG with planted
+# site classes driven by model features of the film's words and scene cuts.
+IEEG_DEMO_KINDS = {"word_events": "words", "scene_events": "cuts"}
+
+
+def get_ieeg_generator_features(wildcards=None):
+    """Per planted site class and event type present, the features that drive it."""
+    files = {}
+    for label, site in config["demo"]["ieeg"]["sites"].items():
+        for task, kind in TASK_KINDS.items():
+            files[f"{label}_{IEEG_DEMO_KINDS[kind]}"] = features_path(
+                task, site["model"], site["condition"]
+            )
+    return files
+
+
+if DATASET["format"] == "synthetic_ieeg":
+
+    rule make_ieeg_demo_dataset:
+        input:
+            unpack(get_ieeg_generator_features),
+            words=f"{STIMULI}/naturalistic/words.tsv",
+            frames=f"{STIMULI}/naturalistic/frames.tsv",
+        output:
+            subjects=directory(expand(f"{DATASET['root']}/sub-{{s}}", s=SUBJECTS)),
+            truth=f"{DATASET['root']}/ground_truth/ground_truth.json",
+        log:
+            "results/logs/make_ieeg_demo_dataset.log",
+        conda:
+            "../../envs/preprocess.yaml"
+        container:
+            f"{workflow.basedir}/containers/preprocess.sif"
+        params:
+            demo=config["demo"],
+            subjects=SUBJECTS,
+            bids_task=sorted(
+                {spec.get("bids_task") or t for t, spec in DATASET["tasks"].items()}
+            ),
+            seed=SEED,
+        script:
+            "../scripts/make_ieeg_demo_dataset.py"

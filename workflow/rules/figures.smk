@@ -69,6 +69,6 @@ rule plot_encoding_maps:
         f"{workflow.basedir}/containers/figures.sif"
     params:
         figures=config["figures"],
-        surface=SURFACE,
+        geometry="electrodes" if ELECTRODES else "surface" if SURFACE else "volume",
     script:
         "../scripts/plot_encoding_maps.py"

@@ -8,8 +8,11 @@ from brainalign.logs import log_to_file
 with log_to_file(snakemake.log[0]):
     settings = snakemake.params.preprocess
     reader = get_reader(snakemake.params.dataset, snakemake.params.stimuli, preprocess=settings)
+    inputs = dict(snakemake.input.items())
+    if "subject_dir" in inputs:  # a dataset written by a job (the intracranial demo)
+        inputs = reader.inputs(snakemake.wildcards.subject, snakemake.wildcards.task)
     arrays, meta = reader.preprocess(
-        dict(snakemake.input.items()),
+        inputs,
         snakemake.wildcards.subject,
         snakemake.wildcards.task,
         settings,

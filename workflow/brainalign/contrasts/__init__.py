@@ -6,9 +6,13 @@ a randomly initialised model)? Both sides are fitted once with the encoding's fo
 held-out samples are resampled (stratified by fold, shared by both sides) and the held-out
 r re-scored (:mod:`.bootstrap`); units where a side is above chance are tested for A > B
 with BH-FDR, and shares of significant units are reported per ROI (:mod:`.selection`).
+
+The configuration checks (``check_contrasts``, ``contrast_settings``, ``contrast_spaces``)
+live in :mod:`._checks` and are imported from there by ``brainalign.config`` and the rules:
+they reach ``brainalign.config``, which the rule jobs' environments need not carry.
 """
 
-from ._checks import DEFAULT_SETTINGS, check_contrasts, contrast_settings, contrast_spaces
+from ._checks import DEFAULT_SETTINGS
 from .bootstrap import (
     ResampleIndices,
     bootstrap_scores,
@@ -31,9 +35,6 @@ __all__ = [
     "ResampleIndices",
     "bootstrap_pvalues",
     "bootstrap_scores",
-    "check_contrasts",
-    "contrast_settings",
-    "contrast_spaces",
     "contrast_statistics",
     "draw_resamples",
     "fold_strata",

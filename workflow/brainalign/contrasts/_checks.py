@@ -22,7 +22,6 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ..config import ConfigError
 from .selection import ALTERNATIVES, SELECTIONS
 
 __all__ = ["DEFAULT_SETTINGS", "check_contrasts", "contrast_settings", "contrast_spaces"]
@@ -142,4 +141,6 @@ def _space(config, key: str, space: Any, source: str) -> Space:
 
 
 def _fail(key: str, expected: str, found: Any, source: str) -> None:
+    from ..config import ConfigError  # not at import: brainalign.config reaches the model zoo
+
     raise ConfigError(f"config '{key}' {expected}; got {found!r}. Edit {source}.")

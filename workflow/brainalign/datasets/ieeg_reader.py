@@ -292,8 +292,8 @@ class IeegReader:
         }
         if not files["data"]:
             del files["data"]
-        if self.dataset.get("atlas") and not self.dataset.get("region_column"):
-            files["atlas"] = str(self.dataset["atlas"])
+        if self.dataset.get("atlas_image") and not self.dataset.get("region_column"):
+            files["atlas"] = str(self.dataset["atlas_image"])
         return files
 
     def check(self) -> None:
@@ -303,10 +303,10 @@ class IeegReader:
         from ..ieeg._checks import ieeg_settings
 
         settings = ieeg_settings(self.preprocess_section, self.source)
-        atlas = self.dataset.get("atlas")
+        atlas = self.dataset.get("atlas_image")
         if atlas and not self.dataset.get("region_column") and not Path(atlas).is_file():
             raise DatasetError(
-                f"config 'dataset.atlas' is '{atlas}', which does not exist; expected a NIfTI "
+                f"config 'dataset.atlas_image' is '{atlas}', which does not exist; expected a NIfTI "
                 f"label atlas (with its .tsv beside it). Fix it in {self.source}."
             )
         for task in self.tasks:

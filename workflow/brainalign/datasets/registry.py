@@ -50,7 +50,12 @@ READERS: dict[str, str] = {
     "bids": "brainalign.datasets.bids_reader",
     "synthetic": "brainalign.datasets.bids_reader",
     "pereira": "brainalign.datasets.pereira",
+    "ieeg": "brainalign.datasets.ieeg_reader",
+    "synthetic_ieeg": "brainalign.datasets.ieeg_reader",
+    "braintreebank": "brainalign.datasets.braintreebank",
 }
+# Formats read by another format's reader: the intracranial demo is written in BIDS-iEEG.
+_READ_AS = {"synthetic_ieeg": "ieeg"}
 _REGISTERED: dict[str, type] = {}
 
 
@@ -89,4 +94,5 @@ def get_reader(
             f"one of: {', '.join(sorted(READERS))}{hint}. Edit {source}."
         )
     importlib.import_module(READERS[name])
-    return _REGISTERED[name](dataset, stimuli_root, source, preprocess=preprocess or {})
+    reader = _REGISTERED[_READ_AS.get(name, name)]
+    return reader(dataset, stimuli_root, source, preprocess=preprocess or {})

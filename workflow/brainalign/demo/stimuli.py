@@ -226,7 +226,8 @@ def make_frames(
     Returns
     -------
     frames : DataFrame
-        Columns ``run``, ``onset``, ``duration`` (s), ``image``.
+        Columns ``run``, ``onset``, ``duration`` (s), ``image``, ``scene_cut`` (1: every
+        frame row starts a new shot, the events of vision-aligned analyses).
     """
     rows = []
     for run in range(1, n_runs + 1):
@@ -238,7 +239,8 @@ def make_frames(
             choice = _pick_other(len(images), previous, random_state=random_state)
             rows.append((run, clock / 1000, duration / 1000, images[choice]))
             clock, previous = clock + duration, choice
-    return pd.DataFrame(rows, columns=["run", "onset", "duration", "image"])
+    frames = pd.DataFrame(rows, columns=["run", "onset", "duration", "image"])
+    return frames.assign(scene_cut=1)
 
 
 def _check_stimuli_params(n_concepts, n_contexts, n_runs, n_trs, tr, image_size) -> None:

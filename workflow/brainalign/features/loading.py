@@ -7,8 +7,9 @@
   local Hugging Face cache, or a local folder (a fine-tuned checkpoint saved with
   ``save_pretrained``).
 - "package": the folder of an installed Python package exposing ``get_model_path()``.
-- "random": the architecture of ``id`` (its ``config.json``) with weights initialised
-  under ``seed``: the untrained baseline of any registered model.
+- "random": the architecture of ``id`` (its ``config.json``: a hub id, a local folder, or
+  an installed model package as for "package") with weights initialised under ``seed``:
+  the untrained baseline of any registered model.
 
 ``trust_remote_code`` is passed to every ``from_pretrained`` call and is off unless the
 model's config entry turns it on. Nothing is ever downloaded (``local_files_only``).
@@ -17,6 +18,7 @@ model's config entry turns it on. Nothing is ever downloaded (``local_files_only
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -221,17 +223,26 @@ def _from_package(spec: ModelSpec, arch: Architecture, dtype: torch.dtype) -> Lo
     return LoadedModel(model, _load_tokenizer(location, spec, None, arch), location)
 
 
+def _random_location(model_id: str) -> str:
+    """A hub id or folder as given; an installed model package's folder."""
+    if not Path(model_id).exists() and "/" not in model_id and importlib.util.find_spec(model_id):
+        return str(_package_model_path(model_id))
+    return model_id
+
+
 def _from_random(spec: ModelSpec, arch: Architecture, dtype: torch.dtype) -> LoadedModel:
     from transformers import AutoConfig
 
+    location = _random_location(spec.id)
     config = AutoConfig.from_pretrained(
-        spec.id,
-        revision=spec.revision,
+        location,
+        revision=None if location != spec.id else spec.revision,
         local_files_only=True,
         trust_remote_code=spec.trust_remote_code,
     )
     model = _seeded(spec.seed, lambda: arch.from_config(config))
-    return LoadedModel(model, _load_tokenizer(spec.id, spec, spec.revision, arch), spec.id)
+    revision = None if location != spec.id else spec.revision
+    return LoadedModel(model, _load_tokenizer(location, spec, revision, arch), location)
 
 
 _SOURCES: dict[str, Callable[[ModelSpec, Architecture, torch.dtype], LoadedModel]] = {
