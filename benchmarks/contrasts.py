@@ -55,15 +55,23 @@ def simulate(n_events: int, n_units: int, n_features: int, planted: float, seed:
     Y = rng.standard_normal((n_events, n_units), dtype=np.float32)
     scale = np.float32(0.4 / np.sqrt(k))
     Y[:, :n_planted] += own @ rng.standard_normal((k, n_planted), dtype=np.float32) * scale
-    Y[:, n_planted:n_planted + n_shared] += common @ rng.standard_normal((k, n_shared), dtype=np.float32) * scale
+    Y[:, n_planted : n_planted + n_shared] += (
+        common @ rng.standard_normal((k, n_shared), dtype=np.float32) * scale
+    )
     groups = np.repeat(np.arange(N_BLOCKS), -(-n_events // N_BLOCKS))[:n_events]
     return np.hstack([own, common]), np.hstack([other, common]), Y, groups
 
 
 def ours(Xa, Xb, Y, groups, n_resamples: int):
     """Fit both models once, then bootstrap the held-out scores; scores and seconds."""
-    kwargs = dict(kind="timeseries", groups=groups, alphas=ALPHAS, n_inner_folds=5, random_state=0,
-                  n_targets_batch=2048)
+    kwargs = dict(
+        kind="timeseries",
+        groups=groups,
+        alphas=ALPHAS,
+        n_inner_folds=5,
+        random_state=0,
+        n_targets_batch=2048,
+    )
     start = time.perf_counter()
     fit_a, fit_b = fit_encoding(Xa, Y, **kwargs), fit_encoding(Xb, Y, **kwargs)
     t_fit = time.perf_counter() - start
@@ -115,10 +123,12 @@ def agreement(size: list[int], planted: float) -> str:
     theirs = significant_naive(naive(Xa, Xb, Y, groups, n_resamples), scores)
     truth = np.arange(n_units) < round(planted * n_units)
     both, either = (mine & theirs).sum(), (mine | theirs).sum()
-    return (f"agreement at {n_events} events x {n_units} units x {n_features} features, "
-            f"{n_resamples} resamples (both run in full): ours {mine.sum()} significant "
-            f"({(mine & truth).sum()} of {truth.sum()} planted), naive {theirs.sum()} "
-            f"({(theirs & truth).sum()} planted); both {both}, Jaccard {both / max(either, 1):.2f}")
+    return (
+        f"agreement at {n_events} events x {n_units} units x {n_features} features, "
+        f"{n_resamples} resamples (both run in full): ours {mine.sum()} significant "
+        f"({(mine & truth).sum()} of {truth.sum()} planted), naive {theirs.sum()} "
+        f"({(theirs & truth).sum()} planted); both {both}, Jaccard {both / max(either, 1):.2f}"
+    )
 
 
 def main() -> None:
@@ -129,35 +139,51 @@ def main() -> None:
     parser.add_argument("--resamples", type=int, default=1000)
     parser.add_argument("--planted", type=float, default=0.13)
     parser.add_argument("--reference-resamples", type=int, default=2)
-    parser.add_argument("--agreement-size", type=int, nargs=4, default=[500, 200, 48, 300],
-                        metavar=("EVENTS", "UNITS", "FEATURES", "RESAMPLES"))
-    parser.add_argument("--small", action="store_true",
-                        help="quick run: 1000 events x 800 units x 128 features, 200 resamples")
+    parser.add_argument(
+        "--agreement-size",
+        type=int,
+        nargs=4,
+        default=[500, 200, 48, 300],
+        metavar=("EVENTS", "UNITS", "FEATURES", "RESAMPLES"),
+    )
+    parser.add_argument(
+        "--small",
+        action="store_true",
+        help="quick run: 1000 events x 800 units x 128 features, 200 resamples",
+    )
     args = parser.parse_args()
     if args.small:
         args.events, args.units, args.features, args.resamples = 1000, 800, 128, 200
         args.reference_resamples, args.agreement_size = 1, [300, 100, 32, 200]
     blas = [(lib["internal_api"], lib["num_threads"]) for lib in threadpool_info()]
-    print(f"{args.events} events ({N_BLOCKS} blocks) x {args.units} units x {args.features} features, "
-          f"two models, {args.resamples} resamples; {os.cpu_count()} CPUs, BLAS {blas}")
+    print(
+        f"{args.events} events ({N_BLOCKS} blocks) x {args.units} units x {args.features} features, "
+        f"two models, {args.resamples} resamples; {os.cpu_count()} CPUs, BLAS {blas}"
+    )
     Xa, Xb, Y, groups = simulate(args.events, args.units, args.features, args.planted)
     tracemalloc.start()
     scores, t_fit, t_boot = ours(Xa, Xb, Y, groups, args.resamples)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     t_ours = t_fit + t_boot
-    print(f"brainalign: {t_ours:.1f} s = fits of both models {t_fit:.1f} s + {args.resamples} "
-          f"resamples {t_boot:.1f} s; peak numpy memory {peak / 2**30:.2f} GiB "
-          f"(data {(Xa.nbytes + Xb.nbytes + Y.nbytes) / 2**30:.2f} GiB)")
+    print(
+        f"brainalign: {t_ours:.1f} s = fits of both models {t_fit:.1f} s + {args.resamples} "
+        f"resamples {t_boot:.1f} s; peak numpy memory {peak / 2**30:.2f} GiB "
+        f"(data {(Xa.nbytes + Xb.nbytes + Y.nbytes) / 2**30:.2f} GiB)"
+    )
     start = time.perf_counter()
     naive(Xa, Xb, Y, groups, args.reference_resamples)
     t_ref = time.perf_counter() - start
     t_naive = t_ref / args.reference_resamples * args.resamples
-    print(f"naive refitting loop (sklearn RidgeCV per resample, fold and model): {t_ref:.1f} s for "
-          f"{args.reference_resamples} resamples ({t_ref / args.reference_resamples:.1f} s each) -> "
-          f"{t_naive:.0f} s for {args.resamples} (extrapolated linearly)")
-    print(f"speed-up: {t_naive / t_ours:.0f}x; process max RSS "
-          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
+    print(
+        f"naive refitting loop (sklearn RidgeCV per resample, fold and model): {t_ref:.1f} s for "
+        f"{args.reference_resamples} resamples ({t_ref / args.reference_resamples:.1f} s each) -> "
+        f"{t_naive:.0f} s for {args.resamples} (extrapolated linearly)"
+    )
+    print(
+        f"speed-up: {t_naive / t_ours:.0f}x; process max RSS "
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB"
+    )
     print(agreement(args.agreement_size, args.planted))
 
 

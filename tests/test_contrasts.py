@@ -59,8 +59,11 @@ def test_vectorised_bootstrap_equals_a_loop_of_pearsonr():
     np.testing.assert_allclose(scores["boot_a"], reference[0], atol=1e-6)
     np.testing.assert_allclose(scores["boot_b"], reference[1], atol=1e-6)
     np.testing.assert_allclose(scores["boot_delta"], reference[2], atol=1e-6)
-    observed = [np.mean([stats.pearsonr(y[fold == k, u], p[fold == k, u])[0] for k in range(4)])
-                for p in (pa, pb) for u in range(n_units)]
+    observed = [
+        np.mean([stats.pearsonr(y[fold == k, u], p[fold == k, u])[0] for k in range(4)])
+        for p in (pa, pb)
+        for u in range(n_units)
+    ]
     np.testing.assert_allclose(np.r_[scores["r_a"], scores["r_b"]], observed, atol=1e-9)
     assert np.array_equal(scores["n_le0"], (reference[2] <= 0).sum(axis=0))
 
@@ -111,15 +114,30 @@ def _dataset(seed, n_units=400, planted=0.13, shared=0.3, n=300):
     Y = rng.standard_normal((n, n_units))
     Y[:, :n_planted] += own @ rng.standard_normal((8, n_planted)) * 0.25
     Y[:, n_planted : n_planted + n_shared] += common @ rng.standard_normal((8, n_shared)) * 0.25
-    return np.hstack([own, common]), np.hstack([other, common]), Y.astype(np.float32), n_planted, n_shared
+    return (
+        np.hstack([own, common]),
+        np.hstack([other, common]),
+        Y.astype(np.float32),
+        n_planted,
+        n_shared,
+    )
 
 
 def _contrast(Xa, Xb, Y, seed, n_resamples=1000, **options):
-    kwargs = dict(kind="concepts", groups=np.arange(Y.shape[0]), alphas=ALPHAS, n_outer_folds=5,
-                  n_inner_folds=3, random_state=seed)
+    kwargs = dict(
+        kind="concepts",
+        groups=np.arange(Y.shape[0]),
+        alphas=ALPHAS,
+        n_outer_folds=5,
+        n_inner_folds=3,
+        random_state=seed,
+    )
     fit_a, fit_b = (
-        fit_encoding(X, Y, **kwargs) if isinstance(X, np.ndarray)
-        else fit_banded_encoding(X, Y, n_iter=3, **{**kwargs, "alphas": [0.01, 0.1] + ALPHAS})
+        (
+            fit_encoding(X, Y, **kwargs)
+            if isinstance(X, np.ndarray)
+            else fit_banded_encoding(X, Y, n_iter=3, **{**kwargs, "alphas": [0.01, 0.1] + ALPHAS})
+        )
         for X in (Xa, Xb)
     )
     resamples = draw_resamples(fold_strata(fit_a.fold, "concepts", None), n_resamples, seed)
@@ -167,8 +185,15 @@ def test_pvalues_fdr_selection_and_exclusion():
     n = 50
     ci_a = np.vstack([rng.uniform(-0.2, 0.2, n), np.ones(n)])
     ci_b = np.vstack([rng.uniform(-0.2, 0.2, n), np.ones(n)])
-    scores = {"r_a": rng.uniform(size=n), "r_b": rng.uniform(size=n), "ci_a": ci_a, "ci_b": ci_b,
-              "n_le0": rng.integers(0, 60, n), "n_ge0": rng.integers(0, 1000, n), "n_resamples": 999}
+    scores = {
+        "r_a": rng.uniform(size=n),
+        "r_b": rng.uniform(size=n),
+        "ci_a": ci_a,
+        "ci_b": ci_b,
+        "n_le0": rng.integers(0, 60, n),
+        "n_ge0": rng.integers(0, 1000, n),
+        "n_resamples": 999,
+    }
     scores["delta"] = scores["r_a"] - scores["r_b"]
     scores["ci_delta"] = np.vstack([scores["delta"] - 0.1, scores["delta"] + 0.1])
     usable = np.ones(n + 3, dtype=bool)
@@ -200,12 +225,16 @@ def _wilson_by_roots(k, n, z):
 @pytest.mark.parametrize("k, n", [(0, 10), (3, 10), (13, 100), (50, 50), (1, 3)])
 def test_wilson_interval_matches_its_definition(k, n):
     low, high = wilson_interval(k, n, 0.95)
-    np.testing.assert_allclose([low, high], _wilson_by_roots(k, n, stats.norm.ppf(0.975)), atol=1e-9)
+    np.testing.assert_allclose(
+        [low, high], _wilson_by_roots(k, n, stats.norm.ppf(0.975)), atol=1e-9
+    )
     try:
         from statsmodels.stats.proportion import proportion_confint
     except ImportError:
         return
-    np.testing.assert_allclose([low, high], proportion_confint(k, n, 0.05, method="wilson"), atol=1e-9)
+    np.testing.assert_allclose(
+        [low, high], proportion_confint(k, n, 0.05, method="wilson"), atol=1e-9
+    )
 
 
 def test_wilson_interval_of_no_trials_is_nan():
@@ -216,7 +245,9 @@ def test_wilson_interval_of_no_trials_is_nan():
 def test_share_table_counts_rois_sites_and_leaves_out_excluded_units():
     n_channels, n_bins = 6, 4
     channel = np.repeat(np.arange(n_channels), n_bins)
-    units = pd.DataFrame({"unit": np.arange(channel.size), "delta": np.linspace(-1, 1, channel.size)})
+    units = pd.DataFrame(
+        {"unit": np.arange(channel.size), "delta": np.linspace(-1, 1, channel.size)}
+    )
     units["excluded"] = False
     units.loc[[0, 1], "excluded"] = True
     units["selected"] = (channel % 2 == 0) & ~units["excluded"]
@@ -226,9 +257,13 @@ def test_share_table_counts_rois_sites_and_leaves_out_excluded_units():
     assert table.loc["all", "n_units"] == 22 and table.loc["all", "n_excluded"] == 2
     assert table.loc["all", "n_selected"] == 10  # channels 0 (2 usable bins), 2, 4
     assert table.loc["all", "n_significant"] == 3
-    assert table.loc["all", "n_sites_selected"] == 3 and table.loc["all", "n_sites_significant"] == 3
+    assert (
+        table.loc["all", "n_sites_selected"] == 3 and table.loc["all", "n_sites_significant"] == 3
+    )
     assert table.loc["left", "n_selected"] == 6 and table.loc["right", "n_sites"] == 4
     assert table.loc["all", "share"] == pytest.approx(0.3)
     low, high = wilson_interval(3, 10)
-    assert table.loc["all", "share_low"] == pytest.approx(low) and table.loc["all", "share_high"] == pytest.approx(high)
+    assert table.loc["all", "share_low"] == pytest.approx(low) and table.loc[
+        "all", "share_high"
+    ] == pytest.approx(high)
     assert table.loc["all", "share_sites"] == pytest.approx(1.0)

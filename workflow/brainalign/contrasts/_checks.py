@@ -53,31 +53,49 @@ def check_contrasts(config: Mapping[str, Any], source: str = "config/config.yaml
         _fail("contrasts", "must be a mapping with 'settings' and 'pairs'", section, source)
     unknown = sorted(set(section) - {"settings", "pairs"})
     if unknown:
-        _fail(f"contrasts.{unknown[0]}", "is not a known key (expected settings, pairs)", unknown[0], source)
+        _fail(
+            f"contrasts.{unknown[0]}",
+            "is not a known key (expected settings, pairs)",
+            unknown[0],
+            source,
+        )
     contrast_settings(config, source)
     pairs = section.get("pairs") or {}
     if not isinstance(pairs, Mapping):
         _fail("contrasts.pairs", "must be a mapping of contrast names to {a, b}", pairs, source)
     for name, pair in pairs.items():
         if not isinstance(name, str) or not _NAME.fullmatch(name):
-            _fail(f"contrasts.pairs.{name}", "must be named with letters and digits only (it is a "
-                  "file-name entity: e.g. vlVsLanguage)", name, source)
+            _fail(
+                f"contrasts.pairs.{name}",
+                "must be named with letters and digits only (it is a "
+                "file-name entity: e.g. vlVsLanguage)",
+                name,
+                source,
+            )
         if not isinstance(pair, Mapping) or set(pair) != {"a", "b"}:
             found = sorted(pair) if isinstance(pair, Mapping) else pair
             _fail(f"contrasts.{name}", "must have exactly the keys a and b", found, source)
-        sides = {side: _side_spaces(config, f"contrasts.{name}.{side}", pair[side], source)
-                 for side in ("a", "b")}
+        sides = {
+            side: _side_spaces(config, f"contrasts.{name}.{side}", pair[side], source)
+            for side in ("a", "b")
+        }
         if sides["a"] == sides["b"]:
             _fail(f"contrasts.{name}.b", "must differ from side a", pair["b"], source)
 
 
-def contrast_settings(config: Mapping[str, Any], source: str = "config/config.yaml") -> dict[str, Any]:
+def contrast_settings(
+    config: Mapping[str, Any], source: str = "config/config.yaml"
+) -> dict[str, Any]:
     """``contrasts.settings`` with its defaults, validated."""
     given = (config.get("contrasts") or {}).get("settings") or {}
     unknown = sorted(set(given) - set(DEFAULT_SETTINGS))
     if unknown:
-        _fail(f"contrasts.settings.{unknown[0]}", f"is not a known setting ({', '.join(DEFAULT_SETTINGS)})",
-              unknown[0], source)
+        _fail(
+            f"contrasts.settings.{unknown[0]}",
+            f"is not a known setting ({', '.join(DEFAULT_SETTINGS)})",
+            unknown[0],
+            source,
+        )
     settings = {**DEFAULT_SETTINGS, **given}
     n = settings["n_resamples"]
     if isinstance(n, bool) or not isinstance(n, int) or not 100 <= n <= 1_000_000:
@@ -88,7 +106,12 @@ def contrast_settings(config: Mapping[str, Any], source: str = "config/config.ya
             _fail(f"contrasts.settings.{key}", "must be a number in (0, 1)", value, source)
     for key, allowed in (("select", SELECTIONS), ("alternative", ALTERNATIVES)):
         if settings[key] not in allowed:
-            _fail(f"contrasts.settings.{key}", f"must be one of {', '.join(allowed)}", settings[key], source)
+            _fail(
+                f"contrasts.settings.{key}",
+                f"must be one of {', '.join(allowed)}",
+                settings[key],
+                source,
+            )
     return settings
 
 
@@ -103,8 +126,10 @@ def contrast_spaces(config: Mapping[str, Any]) -> dict[str, dict[str, list[Space
     """
     pairs = (config.get("contrasts") or {}).get("pairs") or {}
     return {
-        name: {side: _side_spaces(config, f"contrasts.{name}.{side}", pair[side], "the config")
-               for side in ("a", "b")}
+        name: {
+            side: _side_spaces(config, f"contrasts.{name}.{side}", pair[side], "the config")
+            for side in ("a", "b")
+        }
         for name, pair in pairs.items()
     }
 
@@ -114,8 +139,12 @@ def _side_spaces(config, key: str, side: Any, source: str) -> list[Space]:
     if isinstance(side, Mapping) and "joint" in side:
         spaces = side["joint"]
         if set(side) != {"joint"} or not isinstance(spaces, list) or len(spaces) < 2:
-            _fail(f"{key}.joint", "must be a list of two or more {model, condition, layer} spaces",
-                  spaces, source)
+            _fail(
+                f"{key}.joint",
+                "must be a list of two or more {model, condition, layer} spaces",
+                spaces,
+                source,
+            )
         checked = [_space(config, f"{key}.joint[{i}]", s, source) for i, s in enumerate(spaces)]
         if len(set(checked)) != len(checked):
             _fail(f"{key}.joint", "must list distinct spaces", spaces, source)
@@ -130,13 +159,26 @@ def _space(config, key: str, space: Any, source: str) -> Space:
     models = config.get("models", {})
     model, condition, layer = space["model"], space["condition"], space["layer"]
     if model not in models:
-        _fail(f"{key}.model", f"must be one of the configured models ({', '.join(models)})", model, source)
+        _fail(
+            f"{key}.model",
+            f"must be one of the configured models ({', '.join(models)})",
+            model,
+            source,
+        )
     if condition not in config.get("conditions", []):
-        _fail(f"{key}.condition", f"must be one of 'conditions' ({', '.join(config.get('conditions', []))})",
-              condition, source)
+        _fail(
+            f"{key}.condition",
+            f"must be one of 'conditions' ({', '.join(config.get('conditions', []))})",
+            condition,
+            source,
+        )
     if isinstance(layer, bool) or layer not in models[model]["layers"]:
-        _fail(f"{key}.layer", f"must be one of models.{model}.layers {list(models[model]['layers'])}",
-              layer, source)
+        _fail(
+            f"{key}.layer",
+            f"must be one of models.{model}.layers {list(models[model]['layers'])}",
+            layer,
+            source,
+        )
     return (str(model), str(condition), int(layer))
 
 

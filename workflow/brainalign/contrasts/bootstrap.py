@@ -174,12 +174,16 @@ def draw_resamples(
     -------
     ResampleIndices
     """
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or (
-        n_resamples < 1
+    if (
+        isinstance(n_resamples, bool)
+        or not isinstance(n_resamples, (int, np.integer))
+        or (n_resamples < 1)
     ):
         raise ValueError(f"'n_resamples' must be a positive integer; got {n_resamples!r}")
     if not strata or any(len(blocks) == 0 for blocks in strata):
-        raise ValueError("'strata' must hold at least one non-empty fold of blocks; got an empty one")
+        raise ValueError(
+            "'strata' must hold at least one non-empty fold of blocks; got an empty one"
+        )
     rng = np.random.default_rng(random_state)
     rows, fold, block, counts = [], [], [], []
     for k, blocks in enumerate(strata):
@@ -231,7 +235,10 @@ def load_resamples(path: PathLike) -> ResampleIndices:
             )
         seed = int(data["seed"])
         resamples = ResampleIndices(
-            rows=data["rows"], fold=data["fold"], block=data["block"], counts=data["counts"],
+            rows=data["rows"],
+            fold=data["fold"],
+            block=data["block"],
+            counts=data["counts"],
             seed=None if seed < 0 else seed,
         )
         stored = str(data["structure"])
@@ -276,7 +283,9 @@ def bootstrap_scores(
         ``n_resamples``; with ``keep_resamples``, ``boot_a``, ``boot_b``, ``boot_delta``
         of shape (n_resamples, n_units).
     """
-    y, predictions_a, predictions_b = _check_scores_inputs(y, predictions_a, predictions_b, resamples)
+    y, predictions_a, predictions_b = _check_scores_inputs(
+        y, predictions_a, predictions_b, resamples
+    )
     if not 0 < ci_level < 1:
         raise ValueError(f"'ci_level' must be in (0, 1); got {ci_level!r}")
     n_units, n_res = y.shape[1], resamples.n_resamples
@@ -284,11 +293,18 @@ def bootstrap_scores(
     out.update({key: np.empty((2, n_units)) for key in ("ci_a", "ci_b", "ci_delta")})
     out.update(n_le0=np.empty(n_units, dtype=np.int64), n_ge0=np.empty(n_units, dtype=np.int64))
     if keep_resamples:
-        out.update({key: np.empty((n_res, n_units), np.float32) for key in ("boot_a", "boot_b", "boot_delta")})
+        out.update(
+            {
+                key: np.empty((n_res, n_units), np.float32)
+                for key in ("boot_a", "boot_b", "boot_delta")
+            }
+        )
     quantiles = [(1 - ci_level) / 2, (1 + ci_level) / 2]
     for start in range(0, n_units, chunk):
         cols = slice(start, min(start + chunk, n_units))
-        observed, boot = _score_chunk(y[:, cols], predictions_a[:, cols], predictions_b[:, cols], resamples)
+        observed, boot = _score_chunk(
+            y[:, cols], predictions_a[:, cols], predictions_b[:, cols], resamples
+        )
         for key, side in zip(("a", "b", "delta"), (0, 1, 2)):
             out["r_" + key if key != "delta" else "delta"][cols] = observed[side]
             out[f"ci_{key}"][:, cols] = np.quantile(boot[side], quantiles, axis=0)
@@ -297,8 +313,13 @@ def bootstrap_scores(
         out["n_le0"][cols] = (boot[2] <= 0).sum(axis=0)
         out["n_ge0"][cols] = (boot[2] >= 0).sum(axis=0)
     out["n_resamples"] = np.int64(n_res)
-    logger.info("paired bootstrap: %d resamples of %d held-out samples in %d folds, %d units",
-                n_res, resamples.rows.size, np.unique(resamples.fold).size, n_units)
+    logger.info(
+        "paired bootstrap: %d resamples of %d held-out samples in %d folds, %d units",
+        n_res,
+        resamples.rows.size,
+        np.unique(resamples.fold).size,
+        n_units,
+    )
     return out
 
 
@@ -317,7 +338,11 @@ def _score_chunk(y, pa, pb, resamples: ResampleIndices) -> tuple[np.ndarray, np.
         for side, p in ((0, pa), (1, pb)):
             pk = _centred(p[rows])
             observed[side] += _pearson_sums(
-                np.float64(rows.size), yk.sum(0), (yk * yk).sum(0), pk.sum(0), (pk * pk).sum(0),
+                np.float64(rows.size),
+                yk.sum(0),
+                (yk * yk).sum(0),
+                pk.sum(0),
+                (pk * pk).sum(0),
                 (yk * pk).sum(0),
             )
             boot[side] += _pearson_sums(n, sy, syy, C @ pk, C @ (pk * pk), C @ (yk * pk))
@@ -339,7 +364,9 @@ def _pearson_sums(n, sy, syy, sp, spp, syp) -> np.ndarray:
     var_y = n * syy - sy * sy
     var_p = n * spp - sp * sp
     scale = np.maximum(np.abs(n * syy), np.finfo(float).tiny)
-    ok = (var_y > 1e-12 * scale) & (var_p > 1e-12 * np.maximum(np.abs(n * spp), np.finfo(float).tiny))
+    ok = (var_y > 1e-12 * scale) & (
+        var_p > 1e-12 * np.maximum(np.abs(n * spp), np.finfo(float).tiny)
+    )
     denominator = np.sqrt(np.where(ok, var_y * var_p, 1.0))
     return np.where(ok, np.clip(cov / denominator, -1.0, 1.0), 0.0)
 
@@ -349,7 +376,9 @@ def _check_scores_inputs(y, pa, pb, resamples):
     for name, value in (("y", y), ("predictions_a", pa), ("predictions_b", pb)):
         value = np.asarray(value)
         if value.ndim != 2:
-            raise ValueError(f"'{name}' must be a 2D array (n_samples, n_units); got shape {value.shape}")
+            raise ValueError(
+                f"'{name}' must be a 2D array (n_samples, n_units); got shape {value.shape}"
+            )
         arrays.append(value)
     if not arrays[0].shape == arrays[1].shape == arrays[2].shape:
         raise ValueError(

@@ -141,11 +141,17 @@ def contrast_statistics(
     q = np.full(n_usable, np.nan)
     q[selected] = fdr_bh(p[selected])
     columns = {
-        "r_a": scores["r_a"], "r_b": scores["r_b"], "delta": scores["delta"],
-        "r_a_low": scores["ci_a"][0], "r_a_high": scores["ci_a"][1],
-        "r_b_low": scores["ci_b"][0], "r_b_high": scores["ci_b"][1],
-        "delta_low": scores["ci_delta"][0], "delta_high": scores["ci_delta"][1],
-        "p": p, "q": q,
+        "r_a": scores["r_a"],
+        "r_b": scores["r_b"],
+        "delta": scores["delta"],
+        "r_a_low": scores["ci_a"][0],
+        "r_a_high": scores["ci_a"][1],
+        "r_b_low": scores["ci_b"][0],
+        "r_b_high": scores["ci_b"][1],
+        "delta_low": scores["ci_delta"][0],
+        "delta_high": scores["ci_delta"][1],
+        "p": p,
+        "q": q,
     }
     table = pd.DataFrame({"unit": np.arange(usable.size)})
     for name, values in columns.items():
@@ -153,10 +159,19 @@ def contrast_statistics(
         full[usable] = values
         table[name] = full
     table["selected"] = _spread(selected, usable)
-    table["significant"] = _spread(selected & (q <= fdr_q) & (np.asarray(scores["delta"]) > 0), usable)
+    table["significant"] = _spread(
+        selected & (q <= fdr_q) & (np.asarray(scores["delta"]) > 0), usable
+    )
     table["excluded"] = ~usable
-    logger.info("contrast: %d of %d usable units selected (%s), %d significant (q <= %g, %s)",
-                selected.sum(), n_usable, select, table["significant"].sum(), fdr_q, alternative)
+    logger.info(
+        "contrast: %d of %d usable units selected (%s), %d significant (q <= %g, %s)",
+        selected.sum(),
+        n_usable,
+        select,
+        table["significant"].sum(),
+        fdr_q,
+        alternative,
+    )
     return table
 
 
@@ -230,9 +245,15 @@ def share_table(
     for name, mask in {**masks, **everything}.items():
         mask = np.asarray(mask, dtype=bool)
         sub = units[mask & ~units["excluded"].to_numpy()]
-        row = {"roi": name, "n_units": len(sub), "n_excluded": int((mask & units["excluded"]).sum()),
-               "n_selected": int(sub["selected"].sum()), "n_significant": int(sub["significant"].sum()),
-               "mean_delta": _mean(sub["delta"]), "mean_delta_selected": _mean(sub.loc[sub["selected"], "delta"])}
+        row = {
+            "roi": name,
+            "n_units": len(sub),
+            "n_excluded": int((mask & units["excluded"]).sum()),
+            "n_selected": int(sub["selected"].sum()),
+            "n_significant": int(sub["significant"].sum()),
+            "mean_delta": _mean(sub["delta"]),
+            "mean_delta_selected": _mean(sub.loc[sub["selected"], "delta"]),
+        }
         if channel is not None:
             row.update(_site_counts(sub, np.asarray(channel)[sub["unit"].to_numpy()]))
         rows.append(row)
@@ -255,11 +276,19 @@ def add_shares(table: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
 
 def _site_counts(sub: pd.DataFrame, channel: np.ndarray) -> dict[str, int]:
     """Sites (channels) with any usable, selected and significant bin."""
-    frame = pd.DataFrame({"channel": channel, "selected": sub["selected"].to_numpy(),
-                          "significant": sub["significant"].to_numpy()})
+    frame = pd.DataFrame(
+        {
+            "channel": channel,
+            "selected": sub["selected"].to_numpy(),
+            "significant": sub["significant"].to_numpy(),
+        }
+    )
     per_site = frame.groupby("channel")[["selected", "significant"]].any()
-    return {"n_sites": len(per_site), "n_sites_selected": int(per_site["selected"].sum()),
-            "n_sites_significant": int(per_site["significant"].sum())}
+    return {
+        "n_sites": len(per_site),
+        "n_sites_selected": int(per_site["selected"].sum()),
+        "n_sites_significant": int(per_site["significant"].sum()),
+    }
 
 
 def _mean(values: pd.Series) -> float:

@@ -27,7 +27,14 @@ from ..encoding.ridge import EncodingResult, fit_encoding
 from ..encoding.steps import _fit_kwargs, design_matrices, load_brain, roi_masks
 from ..pipeline import match_features
 from ._checks import DEFAULT_SETTINGS
-from .bootstrap import ResampleIndices, bootstrap_scores, draw_resamples, fold_strata, load_resamples, save_resamples
+from .bootstrap import (
+    ResampleIndices,
+    bootstrap_scores,
+    draw_resamples,
+    fold_strata,
+    load_resamples,
+    save_resamples,
+)
 from .bootstrap import structure_key
 from .selection import add_shares, contrast_statistics, share_table
 
@@ -86,7 +93,9 @@ def run_contrast(
     """
     settings = {**DEFAULT_SETTINGS, **settings}
     if set(sides) != {"a", "b"} or not all(sides.values()):
-        raise ValueError(f"'sides' must map 'a' and 'b' to non-empty lists of (features, layer); got {sorted(sides)}")
+        raise ValueError(
+            f"'sides' must map 'a' and 'b' to non-empty lists of (features, layer); got {sorted(sides)}"
+        )
     Y, groups, meta, arrays = load_brain(brain_path)
     designs, labels, params = _designs(sides, arrays, meta, params)
     usable = _usable(arrays, meta)
@@ -97,10 +106,20 @@ def run_contrast(
     strata = fold_strata(fits["a"].fold, meta["kind"], groups, int(params.get("block_size", 1)))
     resamples = _resamples(strata, settings["n_resamples"], seed, resamples_in)
     save_resamples(out_resamples, resamples)
-    scores = bootstrap_scores(Y[:, usable], fits["a"].predictions, fits["b"].predictions, resamples,
-                              ci_level=settings["ci_level"])
-    units = contrast_statistics(scores, usable, fdr_q=settings["fdr_q"], select=settings["select"],
-                                alternative=settings["alternative"])
+    scores = bootstrap_scores(
+        Y[:, usable],
+        fits["a"].predictions,
+        fits["b"].predictions,
+        resamples,
+        ci_level=settings["ci_level"],
+    )
+    units = contrast_statistics(
+        scores,
+        usable,
+        fdr_q=settings["fdr_q"],
+        select=settings["select"],
+        alternative=settings["alternative"],
+    )
     masks = roi_masks(arrays, meta)
     tags = {"subject": meta["subject"], "task": meta["task"], "contrast": name, **labels}
     channel = arrays.get("channel") if meta.get("geometry") == "electrodes" else None
@@ -109,8 +128,14 @@ def run_contrast(
     io.write_table(units, out_units)
     io.write_table(shares, out_shares)
     for row in shares.itertuples():
-        logger.info("contrast %s, ROI %s: %d of %d selected units significant (share %.3f)",
-                    name, row.roi, row.n_significant, row.n_selected, row.share)
+        logger.info(
+            "contrast %s, ROI %s: %d of %d selected units significant (share %.3f)",
+            name,
+            row.roi,
+            row.n_significant,
+            row.n_selected,
+            row.share,
+        )
     return shares
 
 
@@ -125,11 +150,15 @@ def _designs(sides, arrays, meta, params):
             names.append(f"{fmeta.get('model', '?')}/{fmeta.get('condition', '?')}/{int(layer)}")
         described[f"{side}_spaces"] = "+".join(names)
     matrices, params = design_matrices(matrices, arrays, meta, params)
-    designs = {side: [matrices[(side, i)] for i in range(len(spaces))] for side, spaces in sides.items()}
+    designs = {
+        side: [matrices[(side, i)] for i in range(len(spaces))] for side, spaces in sides.items()
+    }
     return designs, described, params
 
 
-def _fit_side(Xs: list[np.ndarray], Y: np.ndarray, kwargs: dict[str, Any], params) -> EncodingResult:
+def _fit_side(
+    Xs: list[np.ndarray], Y: np.ndarray, kwargs: dict[str, Any], params
+) -> EncodingResult:
     """Ridge for one space, banded ridge (linear integration) for two or more."""
     if len(Xs) == 1:
         return fit_encoding(Xs[0], Y, **kwargs)
@@ -139,8 +168,12 @@ def _fit_side(Xs: list[np.ndarray], Y: np.ndarray, kwargs: dict[str, Any], param
 def _usable(arrays, meta) -> np.ndarray:
     usable = usable_units(arrays, meta)
     if not usable.all():
-        logger.warning("%d of %d units flagged by preprocessing are left out of the contrast "
-                       "(NaN in the tables, in no FDR family or count)", (~usable).sum(), usable.size)
+        logger.warning(
+            "%d of %d units flagged by preprocessing are left out of the contrast "
+            "(NaN in the tables, in no FDR family or count)",
+            (~usable).sum(),
+            usable.size,
+        )
     return usable
 
 
@@ -150,9 +183,16 @@ def _resamples(strata, n_resamples: int, seed: int, path: PathLike | None) -> Re
         return draw_resamples(strata, n_resamples, seed)
     saved = load_resamples(path)
     rows = np.concatenate([np.concatenate(blocks) for blocks in strata])
-    fold = np.concatenate([np.full(sum(len(b) for b in blocks), k) for k, blocks in enumerate(strata)])
-    block = np.concatenate([np.repeat(np.arange(len(blocks)), [len(b) for b in blocks]) for blocks in strata])
-    if saved.structure_key() != structure_key(rows, fold, block) or saved.n_resamples != n_resamples:
+    fold = np.concatenate(
+        [np.full(sum(len(b) for b in blocks), k) for k, blocks in enumerate(strata)]
+    )
+    block = np.concatenate(
+        [np.repeat(np.arange(len(blocks)), [len(b) for b in blocks]) for blocks in strata]
+    )
+    if (
+        saved.structure_key() != structure_key(rows, fold, block)
+        or saved.n_resamples != n_resamples
+    ):
         raise ValueError(
             f"resamples file '{path}' was drawn for another fold/block structure or count "
             f"({saved.n_resamples} resamples); delete it to draw new ones"
@@ -161,13 +201,16 @@ def _resamples(strata, n_resamples: int, seed: int, path: PathLike | None) -> Re
     return saved
 
 
-def unit_labels(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any],
-                masks: Mapping[str, np.ndarray]) -> pd.DataFrame:
+def unit_labels(
+    arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], masks: Mapping[str, np.ndarray]
+) -> pd.DataFrame:
     """Where each unit is: ``roi`` (comma-joined names, ROIs may overlap) and, by geometry,
     ``i, j, k`` (volume), ``hemi, vertex`` (surface) or ``channel, channel_index, bin,
     bin_start, bin_stop, x, y, z`` (electrodes)."""
     n_units = arrays["roi"].shape[0]
-    names = np.array([",".join(n for n, m in masks.items() if m[u]) for u in range(n_units)], dtype=object)
+    names = np.array(
+        [",".join(n for n, m in masks.items() if m[u]) for u in range(n_units)], dtype=object
+    )
     table = pd.DataFrame({"roi": names})
     geometry = meta.get("geometry")
     if geometry == "volume":
@@ -182,7 +225,9 @@ def unit_labels(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any],
         table["bin_start"], table["bin_stop"] = np.asarray(meta["bins"], dtype=float)[bins].T
         table[["x", "y", "z"]] = np.asarray(arrays["xyz"], dtype=float)
     else:
-        raise ValueError(f"brain data geometry must be volume, surface or electrodes; got {geometry!r}")
+        raise ValueError(
+            f"brain data geometry must be volume, surface or electrodes; got {geometry!r}"
+        )
     return table
 
 
