@@ -52,7 +52,7 @@ def plot_contrast_shares(group: pd.DataFrame, paths: Sequence[PathLike], dpi: in
         for k, contrast in enumerate(contrasts):
             rows = table[table["contrast"] == contrast].set_index("roi").reindex(rois)
             share = rows[column].to_numpy(float)
-            err = np.vstack([share - rows[f"{column}_low"], rows[f"{column}_high"] - share])
+            err = np.clip(np.vstack([share - rows[f"{column}_low"], rows[f"{column}_high"] - share]), 0, None)
             x = np.arange(len(rois)) + (k - (len(contrasts) - 1) / 2) * width
             ax.bar(x, share, width, yerr=np.nan_to_num(err), capsize=2, label=contrast)
         ax.set_xticks(np.arange(len(rois)), rois, rotation=30, ha="right")
@@ -65,13 +65,15 @@ def plot_contrast_shares(group: pd.DataFrame, paths: Sequence[PathLike], dpi: in
 
 
 def site_table(units: pd.DataFrame) -> pd.DataFrame:
-    """One row per subject x contrast x electrode: its best bin's delta, and whether any bin is
-    significant (electrode x time-bin unit tables)."""
+    """One row per subject x contrast x electrode: its best bin's delta, and whether the site is
+    significant (``site_significant`` of the unit tables; else any significant bin)."""
     usable = units[~units["excluded"].fillna(False).astype(bool)]
     keys = ["subject", "contrast", "channel"]
     best = usable.loc[usable.groupby(keys, sort=False)["delta"].idxmax()]
-    significant = usable.groupby(keys, sort=False)["significant"].any().rename("site_significant")
-    return best.set_index(keys).join(significant).reset_index()
+    column = "site_significant" if "site_significant" in usable else "significant"
+    significant = usable.groupby(keys, sort=False)[column].any().rename("site_significant")
+    return best.drop(columns=["site_significant"], errors="ignore").set_index(keys).join(
+        significant).reset_index()
 
 
 def plot_electrode_contrasts(units: pd.DataFrame, paths: Sequence[PathLike], *, title: str = "",

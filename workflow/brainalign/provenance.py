@@ -47,6 +47,14 @@ def _git(root: Path) -> dict[str, Any]:
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
 
 
+def _files(paths: Sequence[str | os.PathLike]) -> list[Path]:
+    """The files of ``paths``, a folder (a dataset written by a job) standing for its files."""
+    out = []
+    for path in map(Path, paths):
+        out += sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    return out
+
+
 def collect_provenance(
     config: Mapping[str, Any],
     inputs: Sequence[str | os.PathLike],
@@ -82,7 +90,7 @@ def collect_provenance(
         "seed": config["seed"],
         "models": models,
         "config": dict(config),
-        "inputs": {str(p): io.sha256_file(p) for p in sorted(map(str, inputs))},
+        "inputs": {str(p): io.sha256_file(p) for p in sorted(map(str, _files(inputs)))},
     }
 
 

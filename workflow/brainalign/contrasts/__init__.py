@@ -26,6 +26,7 @@ from .selection import (
     contrast_statistics,
     select_units,
     share_table,
+    site_statistics,
     wilson_interval,
 )
 from .steps import run_contrast, summarize_contrasts
@@ -43,6 +44,7 @@ __all__ = [
     "save_resamples",
     "select_units",
     "share_table",
+    "site_statistics",
     "summarize_contrasts",
     "wilson_interval",
 ]

@@ -30,7 +30,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "n_resamples": 1000,
     "ci_level": 0.95,
     "fdr_q": 0.05,
-    "select": "either",
+    "select": "mean",
     "alternative": "greater",
 }
 

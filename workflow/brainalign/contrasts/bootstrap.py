@@ -279,6 +279,8 @@ def bootstrap_scores(
     scores : dict
         ``r_a``, ``r_b``, ``delta`` (n_units,) float64: the observed fold-mean r and A - B;
         ``ci_a``, ``ci_b``, ``ci_delta`` (2, n_units): percentile interval bounds;
+        ``ci_mean`` (2, n_units): interval of the mean of the two sides' r (site selection
+        that is independent of the difference under the null);
         ``n_le0``, ``n_ge0`` (n_units,) int64: resamples with delta* <= 0 and >= 0;
         ``n_resamples``; with ``keep_resamples``, ``boot_a``, ``boot_b``, ``boot_delta``
         of shape (n_resamples, n_units).
@@ -290,7 +292,7 @@ def bootstrap_scores(
         raise ValueError(f"'ci_level' must be in (0, 1); got {ci_level!r}")
     n_units, n_res = y.shape[1], resamples.n_resamples
     out = {key: np.empty(n_units) for key in ("r_a", "r_b", "delta")}
-    out.update({key: np.empty((2, n_units)) for key in ("ci_a", "ci_b", "ci_delta")})
+    out.update({key: np.empty((2, n_units)) for key in ("ci_a", "ci_b", "ci_delta", "ci_mean")})
     out.update(n_le0=np.empty(n_units, dtype=np.int64), n_ge0=np.empty(n_units, dtype=np.int64))
     if keep_resamples:
         out.update(
@@ -310,6 +312,7 @@ def bootstrap_scores(
             out[f"ci_{key}"][:, cols] = np.quantile(boot[side], quantiles, axis=0)
             if keep_resamples:
                 out[f"boot_{key}"][:, cols] = boot[side]
+        out["ci_mean"][:, cols] = np.quantile((boot[0] + boot[1]) / 2, quantiles, axis=0)
         out["n_le0"][cols] = (boot[2] <= 0).sum(axis=0)
         out["n_ge0"][cols] = (boot[2] >= 0).sum(axis=0)
     out["n_resamples"] = np.int64(n_res)

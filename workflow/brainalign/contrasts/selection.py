@@ -40,12 +40,13 @@ __all__ = [
     "contrast_statistics",
     "select_units",
     "share_table",
+    "site_statistics",
     "wilson_interval",
 ]
 
 logger = logging.getLogger(__name__)
 
-SELECTIONS = ("either", "a", "b", "both", "none")
+SELECTIONS = ("mean", "either", "a", "b", "both", "none")
 ALTERNATIVES = ("greater", "two-sided")
 
 
@@ -76,20 +77,34 @@ def bootstrap_pvalues(
     raise ValueError(f"'alternative' must be one of {ALTERNATIVES}; got {alternative!r}")
 
 
-def select_units(ci_a: np.ndarray, ci_b: np.ndarray, select: str = "either") -> np.ndarray:
+def select_units(ci_a: np.ndarray, ci_b: np.ndarray, select: str = "mean",
+                 ci_mean: np.ndarray | None = None) -> np.ndarray:
     """Units where the chosen side(s) predict above chance (lower interval bound > 0).
+
+    ``mean`` (the default) selects on the mean of the two sides' r, whose resampling
+    distribution is, when both sides predict equally well, uncorrelated with the difference
+    tested after selection (Cov(a + b, a - b) = Var a - Var b = 0). ``either`` (paper 003's
+    "a model predicts the site") selects units where one side is high by chance, and the
+    one-sided test of a > b then finds them: on the intracranial demo, 12-20% of pure-noise
+    sites came out significant that way, against none with ``mean``.
 
     Parameters
     ----------
     ci_a, ci_b : arrays of shape (2, n_units)
         Bootstrap interval bounds of the held-out r of each side.
-    select : {"either", "a", "b", "both", "none"}
+    select : {"mean", "either", "a", "b", "both", "none"}
+    ci_mean : array of shape (2, n_units), optional
+        Interval bounds of the mean of the two sides' r (needed for ``mean``).
 
     Returns
     -------
     selected : bool array of shape (n_units,)
     """
     above_a, above_b = np.asarray(ci_a)[0] > 0, np.asarray(ci_b)[0] > 0
+    if select == "mean":
+        if ci_mean is None:
+            raise ValueError("select 'mean' needs 'ci_mean' (bootstrap_scores returns it)")
+        return np.asarray(ci_mean)[0] > 0
     rules = {
         "either": lambda: above_a | above_b,
         "a": lambda: above_a,
@@ -107,7 +122,7 @@ def contrast_statistics(
     usable: np.ndarray | None = None,
     *,
     fdr_q: float = 0.05,
-    select: str = "either",
+    select: str = "mean",
     alternative: str = "greater",
 ) -> pd.DataFrame:
     """Per-unit table of a contrast: scores, intervals, p, q, selection and significance.
@@ -137,7 +152,7 @@ def contrast_statistics(
     if usable.sum() != n_usable:
         raise ValueError(f"'usable' marks {usable.sum()} units but the scores cover {n_usable}")
     p = bootstrap_pvalues(scores["n_le0"], scores["n_ge0"], int(scores["n_resamples"]), alternative)
-    selected = select_units(scores["ci_a"], scores["ci_b"], select)
+    selected = select_units(scores["ci_a"], scores["ci_b"], select, scores.get("ci_mean"))
     q = np.full(n_usable, np.nan)
     q[selected] = fdr_bh(p[selected])
     columns = {
@@ -208,7 +223,8 @@ def wilson_interval(
         centre = (share + z**2 / (2 * n)) / (1 + z**2 / n)
         half = z / (1 + z**2 / n) * np.sqrt(share * (1 - share) / n + z**2 / (4 * n**2))
     empty = n == 0
-    return np.where(empty, np.nan, centre - half), np.where(empty, np.nan, centre + half)
+    low, high = np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)  # rounding
+    return np.where(empty, np.nan, low), np.where(empty, np.nan, high)
 
 
 def share_table(
@@ -274,13 +290,53 @@ def add_shares(table: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     return table
 
 
+def site_statistics(units: pd.DataFrame, channel: np.ndarray, fdr_q: float = 0.05) -> pd.DataFrame:
+    """Site-level (electrode) test from its time bins: ``site_p``, ``site_q``, ``site_significant``.
+
+    A site's p is the Bonferroni-corrected smallest p of its selected bins
+    (``min(1, k * min p)`` over its ``k`` selected bins), and the sites with a selected bin
+    form one Benjamini-Hochberg family. "Any bin significant" would instead let each of a
+    site's bins make it a discovery, so that the share of false sites grows with the number
+    of bins. Site significance also needs the best bin's delta > 0.
+
+    Parameters
+    ----------
+    units : DataFrame
+        A table of :func:`contrast_statistics` (n_units rows, in unit order).
+    channel : int array of shape (n_units,)
+        Electrode of each unit.
+
+    Returns
+    -------
+    DataFrame
+        ``units`` with the three columns added (the same value on every bin of a site; NaN
+        / False for sites with no selected bin).
+    """
+    frame = pd.DataFrame({"site": np.asarray(channel), "p": units["p"].to_numpy(float),
+                          "delta": units["delta"].to_numpy(float),
+                          "selected": units["selected"].to_numpy(bool)})
+    chosen = frame[frame["selected"]]
+    grouped = chosen.groupby("site")
+    best = chosen.loc[grouped["p"].idxmin()].set_index("site")
+    site_p = np.minimum(1.0, grouped.size() * grouped["p"].min())
+    site_q = pd.Series(fdr_bh(site_p.to_numpy()) if len(site_p) else [], index=site_p.index)
+    significant = (site_q <= fdr_q) & (best["delta"].reindex(site_q.index) > 0)
+    units = units.copy()
+    units["site_p"] = frame["site"].map(site_p).to_numpy(float)
+    units["site_q"] = frame["site"].map(site_q).to_numpy(float)
+    units["site_significant"] = frame["site"].map(significant).fillna(False).to_numpy(bool)
+    return units
+
+
 def _site_counts(sub: pd.DataFrame, channel: np.ndarray) -> dict[str, int]:
-    """Sites (channels) with any usable, selected and significant bin."""
+    """Sites (channels) with any usable and selected bin, and the significant sites
+    (:func:`site_statistics`; any significant bin when the table has no site test)."""
     frame = pd.DataFrame(
         {
             "channel": channel,
             "selected": sub["selected"].to_numpy(),
-            "significant": sub["significant"].to_numpy(),
+            "significant": sub["site_significant" if "site_significant" in sub
+                               else "significant"].to_numpy(),
         }
     )
     per_site = frame.groupby("channel")[["selected", "significant"]].any()

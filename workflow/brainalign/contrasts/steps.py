@@ -36,7 +36,7 @@ from .bootstrap import (
     save_resamples,
 )
 from .bootstrap import structure_key
-from .selection import add_shares, contrast_statistics, share_table
+from .selection import add_shares, contrast_statistics, share_table, site_statistics
 
 __all__ = ["run_contrast", "summarize_contrasts"]
 
@@ -123,6 +123,8 @@ def run_contrast(
     masks = roi_masks(arrays, meta)
     tags = {"subject": meta["subject"], "task": meta["task"], "contrast": name, **labels}
     channel = arrays.get("channel") if meta.get("geometry") == "electrodes" else None
+    if channel is not None:
+        units = site_statistics(units, channel, settings["fdr_q"])
     shares = share_table(units, masks, channel).assign(**tags)
     units = pd.concat([units.assign(**tags), unit_labels(arrays, meta, masks)], axis=1)
     io.write_table(units, out_units)

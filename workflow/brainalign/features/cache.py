@@ -97,6 +97,14 @@ def _hub_commit(model_id: str, revision: str | None) -> str:
     return Path(cached).parent.name
 
 
+def _is_model_package(model_id: str) -> bool:
+    """An installed model package named as ``id`` (source "random" reads its config)."""
+    import importlib.util
+
+    return not Path(model_id).exists() and "/" not in model_id and bool(
+        importlib.util.find_spec(model_id))
+
+
 def model_files_version(spec: ModelSpec) -> str | None:
     """What pins the model's files: a commit, a content hash or a package version.
 
@@ -109,7 +117,7 @@ def model_files_version(spec: ModelSpec) -> str | None:
     """
     if spec.source == "tiny":
         return None
-    if spec.source == "package":
+    if spec.source == "package" or (spec.source == "random" and _is_model_package(spec.id)):
         try:
             return f"package:{importlib.metadata.version(spec.id)}"
         except importlib.metadata.PackageNotFoundError:
