@@ -25,12 +25,12 @@ def ieeg_run(tmp_path_factory) -> Path:
 
 
 def _sites(workdir: Path, task: str) -> pd.DataFrame:
-    """Per subject and bipolar site: planted class and, per contrast, significant in any bin."""
+    """Per subject and bipolar site: planted class and, per contrast, the site test's verdict."""
     units = pd.read_parquet(workdir / "results" / "group" / "contrasts_units.parquet")
     units = units[(units["task"] == task) & ~units["excluded"]]
-    significant = units.groupby(["subject", "channel", "contrast"])["significant"].any().unstack()
+    significant = units.groupby(["subject", "channel", "contrast"])["site_significant"].any().unstack()
     truth = pd.concat([
-        pd.read_csv(path, sep="\t").assign(subject=path.name[4:6])
+        pd.read_csv(path, sep="\t", dtype={"channel": str}).assign(subject=path.name[4:6])
         for path in sorted((workdir / "results/demo/ieeg/ground_truth").glob("sub-*_sites.tsv"))
     ]).set_index(["subject", "channel"])
     return significant.join(truth["class"], how="inner")

@@ -60,6 +60,17 @@ def test_rsa_ranks_generating_model_first(demo_run):
     assert rsa["visual", "clip", "picture", 2] > rsa["visual", "clip", "noise", 2]
 
 
+def test_voxel_contrast_finds_where_the_picture_adds(demo_run):
+    """clip picture vs clip sentence: significant in the visual ROI (driven by CLIP's image
+    features), not in the noise ROI."""
+    group = pd.read_parquet(demo_run / "results/group/contrasts_group.parquet").set_index(["task", "roi"])
+    for task in ("concepts", "naturalistic"):
+        assert group.loc[(task, "visual"), "share_units"] >= 0.3, group.loc[task]
+        assert group.loc[(task, "control"), "n_significant"] <= 0.05 * group.loc[(task, "control"), "n_units"]
+    figure = demo_run / "results/figures/contrasts_task-concepts.png"
+    assert figure.stat().st_size > 10_000
+
+
 def test_outputs_and_bundle(demo_run):
     bundle = demo_run / "results/bundle"
     manifest = pd.read_csv(bundle / "MANIFEST.tsv", sep="\t")

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .figures import _pyplot, save_figure
-from .figures_electrodes import glass_markers
+from .figures_electrodes import glass_markers, tidy_rows
 from .pipeline import parse_entities
 
 __all__ = [
@@ -83,16 +83,17 @@ def plot_electrode_contrasts(units: pd.DataFrame, paths: Sequence[PathLike], *, 
     plt = _pyplot()
     sites = site_table(units)
     contrasts = list(dict.fromkeys(sites["contrast"]))
-    fig, axes = plt.subplots(len(contrasts), 1, figsize=(9, 2.8 * len(contrasts)), squeeze=False)
+    fig, axes = plt.subplots(len(contrasts), 1, figsize=(9, 2.3 * len(contrasts)), squeeze=False)
     vmax = max(float(np.nanmax(np.abs(sites["delta"]), initial=0.0)), 1e-3)
-    for ax, contrast in zip(axes[:, 0], contrasts):
-        rows = sites[sites["contrast"] == contrast]
-        significant = rows["site_significant"].to_numpy(bool)
-        glass_markers(ax, rows["delta"], rows[["x", "y", "z"]],
-                      sizes=np.where(significant, 60, 8), vmax=vmax,
-                      title=f"{contrast}: {int(significant.sum())} of {len(rows)} sites significant")
-    if title:
-        fig.suptitle(title)
+    rows = {contrast: sites[sites["contrast"] == contrast] for contrast in contrasts}
+    tidy_rows(fig, axes[:, 0], [
+        f"{c}: {int(r['site_significant'].sum())} of {len(r)} sites significant (coloured by the "
+        "best bin's delta r; grey: not significant)" for c, r in rows.items()], title)
+    for ax, table in zip(axes[:, 0], rows.values()):
+        significant = table["site_significant"].to_numpy(bool)
+        xyz = table[["x", "y", "z"]].to_numpy(float)
+        glass_markers(ax, table["delta"].to_numpy(float)[significant], xyz[significant], sizes=40,
+                      vmax=vmax, background=xyz[~significant])
     save_figure(fig, paths, dpi)
 
 

@@ -12,22 +12,41 @@ from . import io
 from .figures import _pyplot, save_figure
 from .pipeline import map_sidecar, parse_entities
 
-__all__ = ["glass_markers", "electrode_map_table", "plot_electrode_maps"]
+__all__ = ["glass_markers", "tidy_rows", "electrode_map_table", "plot_electrode_maps"]
 
 PathLike = str | os.PathLike
 
 
 def glass_markers(ax, values: np.ndarray, coords: np.ndarray, *, sizes: np.ndarray | float = 20,
-                  vmax: float, cmap: str = "RdBu_r", title: str = "") -> None:
-    """Markers at MNI ``coords`` (n, 3) coloured by ``values`` (n,) on a glass brain in ``ax``."""
+                  vmax: float, cmap: str = "RdBu_r", background: np.ndarray | None = None) -> None:
+    """Markers at MNI ``coords`` (n, 3) coloured by ``values`` (n,) on a glass brain in ``ax``;
+    ``background`` (m, 3): more sites drawn as small grey dots (e.g. the non-significant)."""
     from nilearn import plotting
 
     values = np.asarray(values, dtype=float)
     keep = np.isfinite(values)
     sizes = np.broadcast_to(np.asarray(sizes, dtype=float), values.shape)[keep]
-    plotting.plot_markers(values[keep], np.asarray(coords, dtype=float)[keep], node_size=sizes,
-                          node_cmap=cmap, node_vmin=-vmax, node_vmax=vmax, display_mode="lzr",
-                          axes=ax, colorbar=True, title=title)
+    coords = np.asarray(coords, dtype=float)[keep]
+    if not keep.any():  # nothing to colour: an empty glass brain
+        values, coords, sizes = np.zeros(1), np.zeros((1, 3)), np.zeros(1)
+    display = plotting.plot_markers(values[keep] if keep.any() else values, coords,
+                                    node_size=sizes, node_cmap=cmap, node_vmin=-vmax,
+                                    node_vmax=vmax, display_mode="lzr", axes=ax, colorbar=True)
+    if background is not None and len(background):
+        display.add_markers(np.asarray(background, dtype=float), marker_color="0.65",
+                            marker_size=5)
+
+
+def tidy_rows(fig, axes, titles: Sequence[str], title: str = "") -> None:
+    """Stack glass-brain rows, a title at the top left of each. Call it before drawing: nilearn
+    places its display in the axes' box as it is when drawn."""
+    height = fig.get_figheight()
+    fig.subplots_adjust(top=1 - (0.5 if title else 0.25) / height, bottom=0.02, hspace=0.25)
+    for ax, text in zip(axes, titles):
+        box = ax.get_position()
+        fig.text(box.x0, box.y1 + 0.05 / height, text, fontsize=9, va="bottom")
+    if title:
+        fig.suptitle(title, y=1 - 0.1 / height, fontsize=10)
 
 
 def electrode_map_table(paths: Sequence[PathLike], deepest_only: bool = True) -> pd.DataFrame:
@@ -56,11 +75,10 @@ def plot_electrode_maps(table: pd.DataFrame, paths: Sequence[PathLike], *, title
     r of their best time bin (a table of :func:`electrode_map_table`)."""
     plt = _pyplot()
     labels = sorted(table["label"].unique())
-    fig, axes = plt.subplots(len(labels), 1, figsize=(9, 2.6 * len(labels)), squeeze=False)
+    fig, axes = plt.subplots(len(labels), 1, figsize=(9, 2.3 * len(labels)), squeeze=False)
     vmax = max(float(np.nanmax(np.abs(table["r"]), initial=0.0)), 1e-3)
+    tidy_rows(fig, axes[:, 0], labels, title)
     for ax, label in zip(axes[:, 0], labels):
         rows = table[table["label"] == label]
-        glass_markers(ax, rows["r"], rows[["x", "y", "z"]], sizes=18, vmax=vmax, title=label)
-    if title:
-        fig.suptitle(title)
+        glass_markers(ax, rows["r"], rows[["x", "y", "z"]], sizes=18, vmax=vmax)
     save_figure(fig, paths, dpi)
