@@ -1,21 +1,24 @@
 """Per-unit contrast statistics, site selection, FDR and shares of significant units.
 
 Following Subramaniam et al. (2024), a unit (voxel, vertex, or electrode x time bin)
-enters a contrast only where a side predicts held-out activity above chance: the lower
-bound of the bootstrap interval of its held-out r is above 0 (``select``: ``either``
-side, the default; ``a``; ``b``; ``both``; or ``none`` to keep every unit). The
-one-sided bootstrap p of A > B, ``(1 + #{delta* <= 0}) / (n_resamples + 1)`` (or the
-two-sided ``2 x`` the smaller tail, capped at 1), is corrected by Benjamini-Hochberg
-across the *selected* units of one subject x task x contrast. A unit is significant when
-it is selected, ``q <= fdr_q`` and ``delta > 0``. Units flagged by preprocessing are left
-out: NaN in the tables, in no FDR family or count.
+enters a contrast only where the models predict held-out activity above chance: the lower
+bound of a bootstrap interval of held-out r is above 0 (``select``: ``mean`` of the two
+sides, the default, see :func:`select_units`; ``either`` side, the paper's rule; ``a``;
+``b``; ``both``; or ``none`` to keep every unit). The one-sided bootstrap p of A > B,
+``(1 + #{delta* <= 0}) / (n_resamples + 1)`` (or the two-sided ``2 x`` the smaller tail,
+capped at 1), is corrected by Benjamini-Hochberg across the *selected* units of one
+subject x task x contrast. A unit is significant when it is selected, ``q <= fdr_q`` and
+``delta > 0``. Units flagged by preprocessing are left out: NaN in the tables, in no FDR
+family or count.
 
-Selection and test use the same held-out scores (as in the paper), so they are not
-independent: a noise unit selected because side A is high by chance tends to have
-``delta > 0`` too. In tests/test_contrasts.py (planted data: 13% A-only units, 30% shared,
-57% noise, 300 samples, 1000 resamples) 5 of 228 noise units (2.2%) came out
-significant; pure-null data (both sides noise, or both equally good) stayed at or under
-5% in each of 5 seeds. Use ``select: none`` for a test free of this selection.
+With ``either``, selection and test are not independent: a noise unit selected because
+side A is high by chance tends to have ``delta > 0`` too. In tests/test_contrasts.py
+(planted data: 13% A-only units, 30% shared, 57% noise, 300 samples, 1000 resamples,
+``either``) 5 of 228 noise units (2.2%) came out significant; pure-null data (both sides
+noise, or both equally good) gave 0 of 400 in each of 5 seeds. On the benchmark's reduced
+planted case (500 events x 200 units, 3 seeds) noise units significant were 0-6 of 114
+with ``either`` and 0-2 with ``mean``; what remains comes from the bootstrap's fixed fits
+(:mod:`.bootstrap`, "Calibration").
 
 Shares are counts of significant units over selected units (and over all usable units),
 per ROI (ROIs may overlap) and overall, with Wilson score intervals. For electrode data a
