@@ -35,9 +35,10 @@ on the other folds' test samples, and for units without signal the K fold scores
 by about 1 / (K - 1) (measured 0.26-0.28 with K = 5, 500 to 2,000 events): the fold mean
 varies about sqrt(2) times more than the bootstrap says (sd 0.066 vs 0.045 at 500
 events). Differences between models that share no signal are therefore anti-conservative:
-at 500 events x 200 units x 48 features, 13% planted A-only units, 300 resamples, 4-8 of
-114 noise units came out significant over 3 seeds (the per-resample refitting loop: 0),
-while 24-26 of 26 planted units were found. Read shares near the false-positive floor
+at 500 events x 200 units x 48 features, 13% planted A-only units, 300 resamples, 3
+seeds, 2-8 of 114 noise units came out significant with ``select: none`` (0-2 with
+``mean``; the per-resample refitting loop, seed 1: 0), while 23-26 of 26 planted units
+were found. Read shares near the false-positive floor
 with that in mind; the per-resample refit is the calibrated (and ~1000x slower) reference.
 """
 
