@@ -54,7 +54,8 @@ def test_vectorised_bootstrap_equals_a_loop_of_pearsonr():
     pb = (0.2 * y + rng.standard_normal((n, n_units))).astype(np.float32)
     fold = np.arange(n) % 4
     resamples = draw_resamples(fold_strata(fold, "epochs", fold), 25, random_state=1)
-    scores = bootstrap_scores(y, pa, pb, resamples, chunk=2, keep_resamples=True)
+    scores = bootstrap_scores(y, pa, pb, resamples, chunk=2, keep_resamples=True,
+                              fold_correction=False)
     reference = _loop_scores(y.astype(np.float64), pa, pb, resamples)
     np.testing.assert_allclose(scores["boot_a"], reference[0], atol=1e-6)
     np.testing.assert_allclose(scores["boot_b"], reference[1], atol=1e-6)
@@ -66,6 +67,14 @@ def test_vectorised_bootstrap_equals_a_loop_of_pearsonr():
     ]
     np.testing.assert_allclose(np.r_[scores["r_a"], scores["r_b"]], observed, atol=1e-9)
     assert np.array_equal(scores["n_le0"], (reference[2] <= 0).sum(axis=0))
+    # the fold correction widens the same resamples around the observed scores by
+    # sqrt(1 + K n_test / n_train) (Nadeau & Bengio 2003); 37 rows in folds of 10, 9, 9, 9
+    factor = 1 + 4 * np.mean([10 / 27, 9 / 28, 9 / 28, 9 / 28])
+    widened = bootstrap_scores(y, pa, pb, resamples, keep_resamples=True)
+    assert widened["variance_factor"] == pytest.approx(factor)
+    np.testing.assert_allclose(
+        widened["boot_delta"], scores["delta"] + np.sqrt(factor) * (reference[2] - scores["delta"]),
+        atol=1e-5)
 
 
 def test_timeseries_blocks_stay_within_runs_and_folds():

@@ -9,6 +9,7 @@ from brainalign.config import (
     task_conditions,
     validate_config,
 )
+from brainalign.contrasts._checks import contrast_spaces
 from brainalign.datasets.registry import get_reader
 from brainalign.datasets.bids_reader import is_surface_space
 
@@ -238,3 +239,84 @@ def get_feature_files(wildcards=None):
 
 def get_stimulus_files(wildcards=None):
     return sorted({f for stimset in FEATURE_SETS for f in stimulus_tables(stimset)})
+
+
+# ---- contrasts (rules in contrasts.smk) ----
+CONTRAST_SPACES = contrast_spaces(config)
+CONTRAST_UNITS = "results/contrasts/sub-{subject}/task-{task}/sub-{subject}_task-{task}_contrast-{contrast}_units.parquet"
+CONTRAST_SHARES = "results/contrasts/sub-{subject}/task-{task}/sub-{subject}_task-{task}_contrast-{contrast}_shares.parquet"
+CONTRAST_RESAMPLES = "results/contrasts/sub-{subject}/task-{task}/sub-{subject}_task-{task}_contrast-{contrast}_resamples.npz"
+CONTRAST_MAP = (
+    "results/contrasts/sub-{subject}/task-{task}/sub-{subject}_task-{task}_contrast-{contrast}_stat-delta_statmap"
+    + MAP_EXT
+)
+
+
+def _contrast_runs_on(task, spaces):
+    return all(
+        condition in task_conditions(config, task, model)
+        for side in spaces.values()
+        for model, condition, _ in side
+    )
+
+
+# The tasks each contrast applies to: every task on which all its spaces' conditions run.
+CONTRAST_TASKS = {
+    name: [task for task in TASKS if _contrast_runs_on(task, spaces)]
+    for name, spaces in CONTRAST_SPACES.items()
+}
+CONTRAST_JOBS = [
+    (subject, task, name)
+    for name, tasks in CONTRAST_TASKS.items()
+    for task in tasks
+    for subject in SUBJECTS
+]
+CONTRAST_FIGURE_TASKS = sorted({task for _, task, _ in CONTRAST_JOBS})
+
+
+def get_contrast_features(wildcards):
+    """Feature files of both sides of a contrast, named a0, a1..., b0, b1..."""
+    spaces = CONTRAST_SPACES[wildcards.contrast]
+    return {
+        f"{side}{k}": features_path(wildcards.task, model, condition)
+        for side in ("a", "b")
+        for k, (model, condition, _) in enumerate(spaces[side])
+    }
+
+
+def contrast_tables(name):
+    def get(wildcards=None):
+        template = {"units": CONTRAST_UNITS, "shares": CONTRAST_SHARES}[name]
+        return [
+            template.format(subject=subject, task=task, contrast=contrast)
+            for subject, task, contrast in CONTRAST_JOBS
+        ]
+
+    return get
+
+
+def task_contrast_files(template):
+    def get(wildcards):
+        return [
+            template.format(subject=subject, task=task, contrast=contrast)
+            for subject, task, contrast in CONTRAST_JOBS
+            if task == wildcards.task
+        ]
+
+    return get
+
+
+# The intracranial demo (dataset.format synthetic_ieeg): SEEG in BIDS-iEEG with planted
+# site classes driven by model features of the film's words and scene cuts.
+IEEG_DEMO_KINDS = {"word_events": "words", "scene_events": "cuts"}
+
+
+def get_ieeg_generator_features(wildcards=None):
+    """Per planted site class and event type present, the features that drive it."""
+    files = {}
+    for label, site in config["demo"]["ieeg"]["sites"].items():
+        for task, kind in TASK_KINDS.items():
+            files[f"{label}_{IEEG_DEMO_KINDS[kind]}"] = features_path(
+                task, site["model"], site["condition"]
+            )
+    return files

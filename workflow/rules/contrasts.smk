@@ -2,38 +2,6 @@
 # with the same folds, a paired bootstrap of their held-out scores with resample indices
 # shared by the sides and the subjects, site selection, BH-FDR, shares per ROI / region.
 # contrasts.pairs was checked against the models by validate_config (check_contrasts).
-from brainalign.contrasts._checks import contrast_spaces
-
-CONTRAST_SPACES = contrast_spaces(config)
-CONTRAST_UNITS = "results/contrasts/sub-{subject}/task-{task}/sub-{subject}_task-{task}_contrast-{contrast}_units.parquet"
-CONTRAST_SHARES = "results/contrasts/sub-{subject}/task-{task}/sub-{subject}_task-{task}_contrast-{contrast}_shares.parquet"
-CONTRAST_RESAMPLES = "results/contrasts/sub-{subject}/task-{task}/sub-{subject}_task-{task}_contrast-{contrast}_resamples.npz"
-CONTRAST_MAP = (
-    "results/contrasts/sub-{subject}/task-{task}/sub-{subject}_task-{task}_contrast-{contrast}_stat-delta_statmap"
-    + MAP_EXT
-)
-
-
-def _contrast_runs_on(task, spaces):
-    return all(
-        condition in task_conditions(config, task, model)
-        for side in spaces.values()
-        for model, condition, _ in side
-    )
-
-
-# The tasks each contrast applies to: every task on which all its spaces' conditions run.
-CONTRAST_TASKS = {
-    name: [task for task in TASKS if _contrast_runs_on(task, spaces)]
-    for name, spaces in CONTRAST_SPACES.items()
-}
-CONTRAST_JOBS = [
-    (subject, task, name)
-    for name, tasks in CONTRAST_TASKS.items()
-    for task in tasks
-    for subject in SUBJECTS
-]
-CONTRAST_FIGURE_TASKS = sorted({task for _, task, _ in CONTRAST_JOBS})
 if CONTRAST_JOBS:
     BUNDLE_TABLES += expand(
         "results/group/contrasts_{name}.parquet", name=["units", "group"]
@@ -46,38 +14,6 @@ if CONTRAST_JOBS:
         ],
         ext=FORMATS,
     )
-
-
-def get_contrast_features(wildcards):
-    """Feature files of both sides of a contrast, named a0, a1..., b0, b1..."""
-    spaces = CONTRAST_SPACES[wildcards.contrast]
-    return {
-        f"{side}{k}": features_path(wildcards.task, model, condition)
-        for side in ("a", "b")
-        for k, (model, condition, _) in enumerate(spaces[side])
-    }
-
-
-def contrast_tables(name):
-    def get(wildcards=None):
-        template = {"units": CONTRAST_UNITS, "shares": CONTRAST_SHARES}[name]
-        return [
-            template.format(subject=subject, task=task, contrast=contrast)
-            for subject, task, contrast in CONTRAST_JOBS
-        ]
-
-    return get
-
-
-def task_contrast_files(template):
-    def get(wildcards):
-        return [
-            template.format(subject=subject, task=task, contrast=contrast)
-            for subject, task, contrast in CONTRAST_JOBS
-            if task == wildcards.task
-        ]
-
-    return get
 
 
 rule fit_contrast:

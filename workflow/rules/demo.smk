@@ -48,22 +48,6 @@ if DATASET["format"] == "synthetic":
             "../scripts/make_demo_dataset.py"
 
 
-# The intracranial demo (dataset.format synthetic_ieeg): SEEG in BIDS-iEEG with planted
-# site classes driven by model features of the film's words and scene cuts.
-IEEG_DEMO_KINDS = {"word_events": "words", "scene_events": "cuts"}
-
-
-def get_ieeg_generator_features(wildcards=None):
-    """Per planted site class and event type present, the features that drive it."""
-    files = {}
-    for label, site in config["demo"]["ieeg"]["sites"].items():
-        for task, kind in TASK_KINDS.items():
-            files[f"{label}_{IEEG_DEMO_KINDS[kind]}"] = features_path(
-                task, site["model"], site["condition"]
-            )
-    return files
-
-
 if DATASET["format"] == "synthetic_ieeg":
 
     rule make_ieeg_demo_dataset:

@@ -18,6 +18,7 @@ from .bootstrap import (
     bootstrap_scores,
     draw_resamples,
     fold_strata,
+    fold_variance_factor,
     load_resamples,
     save_resamples,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "contrast_statistics",
     "draw_resamples",
     "fold_strata",
+    "fold_variance_factor",
     "load_resamples",
     "run_contrast",
     "save_resamples",

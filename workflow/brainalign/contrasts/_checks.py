@@ -32,6 +32,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "fdr_q": 0.05,
     "select": "mean",
     "alternative": "greater",
+    "fold_correction": True,
 }
 
 Space = tuple[str, str, int]
@@ -104,6 +105,9 @@ def contrast_settings(
         value = settings[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
             _fail(f"contrasts.settings.{key}", "must be a number in (0, 1)", value, source)
+    if not isinstance(settings["fold_correction"], bool):
+        _fail("contrasts.settings.fold_correction", "must be true or false",
+              settings["fold_correction"], source)
     for key, allowed in (("select", SELECTIONS), ("alternative", ALTERNATIVES)):
         if settings[key] not in allowed:
             _fail(

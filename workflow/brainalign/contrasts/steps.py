@@ -112,7 +112,9 @@ def run_contrast(
         fits["b"].predictions,
         resamples,
         ci_level=settings["ci_level"],
+        fold_correction=settings["fold_correction"],
     )
+    logger.info("fold correction of the resampled variance: x %.3f", scores["variance_factor"])
     units = contrast_statistics(
         scores,
         usable,
