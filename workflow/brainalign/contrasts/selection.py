@@ -227,6 +227,7 @@ def wilson_interval(
         half = z / (1 + z**2 / n) * np.sqrt(share * (1 - share) / n + z**2 / (4 * n**2))
     empty = n == 0
     low, high = np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)  # rounding
+    low, high = np.where(k == 0, 0.0, low), np.where(k == n, 1.0, high)  # exact at the ends
     return np.where(empty, np.nan, low), np.where(empty, np.nan, high)
 
 
