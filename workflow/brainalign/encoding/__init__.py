@@ -3,7 +3,8 @@
 Submodules: :mod:`.delays` (FIR delays within runs), :mod:`.cv` (outer and inner
 splits), :mod:`.solver` (all alphas from one eigendecomposition per fold, voxels in
 batches), :mod:`.ridge` (nested cross-validated ridge), :mod:`.scoring` (per-voxel r
-and R^2).
+and R^2),
+:mod:`.residual` (joint features with the unimodal ones regressed out inside each fold).
 """
 
 from .cv import KINDS, inner_splits, outer_splits
@@ -18,6 +19,7 @@ from .ridge import (
     snap_to_grid,
     standardize,
 )
+from .residual import fit_residual_encoding, residualize
 from .scoring import SCORINGS, score_folds, score_predictions
 from .solver import RidgeCVFit, fit_predict_ridge_cv
 
@@ -31,10 +33,12 @@ __all__ = [
     "cross_validate",
     "fit_encoding",
     "fit_predict_ridge_cv",
+    "fit_residual_encoding",
     "inner_splits",
     "log_alpha_edges",
     "make_delays",
     "outer_splits",
+    "residualize",
     "score_folds",
     "score_predictions",
     "snap_to_grid",
