@@ -8,10 +8,19 @@ import pytest
 from scipy.spatial.distance import pdist
 from scipy.stats import rankdata, spearmanr
 
+from brainalign import io
 from brainalign.rsa.bootstrap import bootstrap_samples_from_indices
 from brainalign.rsa.group_target import compare_estimands, group_mean_scores
 from brainalign.rsa.layers import best_layer_test, best_layer_units, rdm_similarity_table
 from brainalign.rsa.partial import partial_ablation, partial_bootstrap, partial_spearman
+from brainalign.rsa.steps import (
+    run_best_layer_tests,
+    run_brain_rdms,
+    run_model_rdms,
+    run_partial_ablation,
+    run_rdm_similarity,
+    run_rsa_estimands,
+)
 
 
 def _residual(target, control):
@@ -158,3 +167,83 @@ def test_rdm_similarity_table_and_best_units():
     assert list(best_layer_units(units)["layer"]) == [1, 0]
     with pytest.raises(ValueError, match="lacks columns"):
         rdm_similarity_table(units.drop(columns="rdm"))
+
+
+# --- File-level steps, on files written by the real writers ---
+
+CONCEPTS = [f"concept{i:02d}" for i in range(20)]
+PARAMS = {"comparison": "spearman", "n_permutations": 200, "n_bootstrap": 200, "bootstrap": "both",
+          "ci_level": 0.9}
+
+
+@pytest.fixture(scope="module")
+def paper000_files(tmp_path_factory):
+    """Brain RDM files (cosine on betas, 3 subjects) and model RDM files of a VLM and its LM."""
+    root = tmp_path_factory.mktemp("paper000")
+    rng = np.random.default_rng(9)
+    shared, specific = rng.normal(size=(2, 20, 6))
+    both = np.hstack([shared, specific])
+    layers = {"vlm": {0: rng.normal(size=(20, 12)), 1: both + 0.3 * rng.normal(size=(20, 12)),
+                      2: both + 2.0 * rng.normal(size=(20, 12))},
+              "lm": {0: shared + 0.3 * rng.normal(size=(20, 6)), 1: rng.normal(size=(20, 6))}}
+    models = []
+    for model, feats in layers.items():
+        order = rng.permutation(20) if model == "vlm" else np.arange(20)  # labels travel with rows
+        io.save_arrays(root / f"{model}_features.safetensors",
+                       {f"layer-{k:02d}": v[order].astype(np.float32) for k, v in feats.items()},
+                       {"model": model, "condition": "sentence", "stimuli": [CONCEPTS[i] for i in order],
+                        "task": "concepts", "layers": sorted(feats)})
+        models.append(root / f"{model}_rdms.safetensors")
+        run_model_rdms(root / f"{model}_features.safetensors", metric="cosine", out=models[-1])
+    brains = []
+    for subject in ("01", "02", "03"):
+        order = rng.permutation(20)
+        betas = both @ rng.normal(size=(12, 40)) + 3.0 * rng.normal(size=(20, 40))
+        io.save_arrays(root / f"sub-{subject}_patterns.safetensors",
+                       {"patterns": betas[order].astype(np.float32), "roi": np.ones(40, np.int32),
+                        "ijk": np.zeros((40, 3), np.int32)},
+                       {"subject": subject, "task": "concepts", "stimuli": [CONCEPTS[i] for i in order],
+                        "rois": {"lang": 1}})
+        brains.append(root / f"sub-{subject}_rdms.safetensors")
+        run_brain_rdms(root / f"sub-{subject}_patterns.safetensors", ["lang"], metric="cosine",
+                       noise="none", out=brains[-1])
+    return root, brains, models
+
+
+def _group_rdm_by_name(brains):
+    """Group-mean brain RDM in CONCEPTS order, computed by hand from the pattern files."""
+    rdms = []
+    for path in brains:
+        arrays, meta = io.load_arrays(str(path).replace("_rdms", "_patterns"))
+        order = [meta["stimuli"].index(c) for c in CONCEPTS]
+        rdms.append(pdist(arrays["patterns"][order].astype(np.float64), "cosine"))
+    return np.mean(rdms, axis=0)
+
+
+def test_run_rsa_estimands_labels_both_estimands_and_pairs_by_name(paper000_files):
+    root, brains, models = paper000_files
+    table = run_rsa_estimands(brains, models, "lang", params=PARAMS, seed=0, out=root / "est.parquet")
+    assert len(pd.read_parquet(root / "est.parquet")) == 2 * 5
+    row = table[(table.model == "vlm") & (table.layer == 1) & (table.estimand == "group_mean_rdm")]
+    features, meta = io.load_arrays(root / "vlm_features.safetensors")
+    vlm = features["layer-01"][[meta["stimuli"].index(c) for c in CONCEPTS]].astype(np.float64)
+    expected = spearmanr(pdist(vlm, "cosine"), _group_rdm_by_name(brains)).statistic
+    assert row["score"].item() == pytest.approx(expected, abs=1e-5)
+    assert row["p_perm"].item() < 0.02 and row["brain_metric"].item() == "cosine"
+
+
+def test_run_partial_ablation_and_layer_steps(paper000_files):
+    root, brains, (vlm, lm) = paper000_files
+    ablation = run_partial_ablation(brains, vlm, lm, "lang", params=PARAMS, seed=0,
+                                    out=root / "partial.parquet")
+    best = ablation[ablation.best_layer]
+    assert list(best["layer"]) == [1] and (ablation["control_layer"] == 0).all()
+    assert (best["ablated"] > 0).all() and (best["ablated"] < best["initial"]).all()
+    tests = run_best_layer_tests(brains, [vlm, lm], "lang", params=PARAMS, seed=0,
+                                 out=root / "best.parquet")
+    vlm_tests = tests[tests.model == "vlm"]
+    assert (vlm_tests["best_layer"] == 1).all() and set(vlm_tests["layer"]) == {0, 2}
+    assert set(tests["estimand"]) == {"group_mean_rdm", "subject_mean"}
+    sim = run_rdm_similarity([vlm, lm], params=PARAMS, best_from=root / "est.parquet",
+                             out={"tidy": root / "sim.parquet", "matrix": root / "simmat.parquet"})
+    assert len(sim["tidy"]) == 4 and list(sim["matrix"]["layer"]) == [0, 1]  # lm 0, vlm 1

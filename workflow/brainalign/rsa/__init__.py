@@ -12,6 +12,11 @@ Modules, each checked against rsatoolbox (the reference, a test dependency) to 1
 - :mod:`~brainalign.rsa.bootstrap` - bootstrap over stimuli and/or subjects with
   rsatoolbox's handling of duplicated conditions; percentile CIs; bootstrap tests;
 - :mod:`~brainalign.rsa.selection` - best layer chosen on held-out subjects;
+- :mod:`~brainalign.rsa.group_target` - paper 000's estimand (Spearman against the
+  group-mean brain RDM) next to the subject mean, both labelled;
+- :mod:`~brainalign.rsa.partial` - partial-correlation ablation (a VLM's RDM with its
+  language-only counterpart's partialled out), paired stimulus bootstrap;
+- :mod:`~brainalign.rsa.layers` - model x model RDM similarity, best layer vs the others;
 - :mod:`~brainalign.rsa.steps` - what each Snakemake rule of the RSA stage does.
 
 Nothing here runs a Fisher-z test over the cells of an RDM: the cells are not independent
@@ -30,7 +35,10 @@ from .compare import (
     pool_rdms,
     transform_rdms,
 )
+from .group_target import ESTIMANDS, compare_estimands, group_mean_rdm, group_mean_scores
 from .inference import PermutationResult, fdr_bh, permutation_test
+from .layers import best_layer_test, best_layer_units, rdm_similarity_table
+from .partial import PARTIAL_KINDS, partial_ablation, partial_bootstrap, partial_spearman
 from .rdm import (
     BRAIN_RDM_METRICS,
     RDM_METRICS,
@@ -59,4 +67,15 @@ __all__ = [
     "PermutationResult",
     "permutation_test",
     "fdr_bh",
+    "ESTIMANDS",
+    "group_mean_rdm",
+    "group_mean_scores",
+    "compare_estimands",
+    "PARTIAL_KINDS",
+    "partial_spearman",
+    "partial_bootstrap",
+    "partial_ablation",
+    "rdm_similarity_table",
+    "best_layer_units",
+    "best_layer_test",
 ]
