@@ -60,6 +60,7 @@ CONDITION_MODALITIES: dict[str, frozenset[str]] = {
     "language": frozenset({"text"}),
     "vision": frozenset({"image"}),
     "joint": frozenset({"text", "image"}),
+    "wordpicture": frozenset({"text", "image"}),
 }
 
 # Modalities of each built-in extractor, from the registry's table (no torch import).

@@ -15,7 +15,7 @@ determines its content, never the model's config name:
 - the versions of torch, transformers and tokenizers;
 - the task and the condition (and, for the naturalistic task, the resampling);
 - the stimulus checksum: the task's stimulus tables, the image files when the
-  condition shows images, and the noise images with their table when it shows noise.
+  condition shows images (concepts.tsv's ``image`` and ``images`` columns), and the noise images with their table when it shows noise.
 
 Where the cache lives is a runtime setting, not science: the environment variable
 :data:`CACHE_ENV` (``BRAINALIGN_FEATURE_CACHE``) names its folder, and an unset or
@@ -124,6 +124,8 @@ def model_files_version(spec: ModelSpec) -> str | None:
             dist = spec.id.replace("_", "-")
             return f"package:{importlib.metadata.version(dist)}"
     folder = Path(spec.id)
+    if folder.is_file():  # a single-file model (static word vectors)
+        return f"sha256:{sha256_file(folder)}"
     if folder.is_dir():
         return f"sha256:{_folder_hash(folder, weights=spec.source != 'random')}"
     return f"commit:{_hub_commit(spec.id, spec.revision)}"
@@ -131,7 +133,10 @@ def model_files_version(spec: ModelSpec) -> str | None:
 
 def _image_column(stimuli_dir: Path, task: str) -> list[str]:
     if task == "concepts":
-        return list(read_table(stimuli_dir / "concepts.tsv")["image"])
+        concepts = read_table(stimuli_dir / "concepts.tsv")
+        listed = concepts["images"].dropna() if "images" in concepts.columns else []
+        extra = [p.strip() for cell in listed for p in str(cell).split(";") if p.strip()]
+        return [*concepts["image"], *extra]
     frames = stimuli_dir / "naturalistic" / "frames.tsv"
     return list(read_table(frames)["image"]) if frames.exists() else []
 

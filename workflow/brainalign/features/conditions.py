@@ -10,7 +10,10 @@ A condition names the *inputs* shown to a model:
 - "image": the stimulus image (concept task: the concept's picture; naturalistic
   task: the video frames);
 - "noise": the seeded noise image standing in for the stimulus image (stored with
-  its hash by :func:`~brainalign.features.noise.make_noise_images`).
+  its hash by :func:`~brainalign.features.noise.make_noise_images`);
+- "images": each of the concept's images (concepts.tsv's optional ``images`` column,
+  ``;``-separated; the ``image`` column when it is absent or empty), the features
+  averaged over the images (concept task only).
 
 =============  ===============  ==================================================
 condition      inputs           paper
@@ -20,6 +23,7 @@ condition      inputs           paper
 ``noise``      text + noise     000: picture replaced by a seeded noise image
 ``image``      image            000: picture only
 ``word``       word             000: concept word only
+``wordpicture`` word + images   000: concept word with each of its images, averaged
 ``language``   text             002: video, language stream only (transcript words)
 ``vision``     image            002: video, vision stream only (frames)
 ``joint``      text + image     002: video, both streams
@@ -50,6 +54,8 @@ from typing import Any
 __all__ = [
     "noise_table_input",
     "CONDITIONS",
+    "CONCEPT_ONLY",
+    "IMAGE_INPUTS",
     "INPUT_MODALITY",
     "condition_modalities",
     "resolve_streams",
@@ -66,9 +72,19 @@ CONDITIONS: dict[str, tuple[str, ...]] = {
     "language": ("text",),
     "vision": ("image",),
     "joint": ("text", "image"),
+    "wordpicture": ("word", "images"),
 }
+# Conditions defined on the concept task only.
+CONCEPT_ONLY = frozenset({"wordpicture"})
 # The model input each condition input needs.
-INPUT_MODALITY = {"text": "text", "word": "text", "image": "image", "noise": "image"}
+INPUT_MODALITY = {
+    "text": "text",
+    "word": "text",
+    "image": "image",
+    "noise": "image",
+    "images": "image",
+}
+IMAGE_INPUTS = ("image", "images", "noise")
 
 
 def _check(condition: str) -> tuple[str, ...]:
@@ -126,7 +142,8 @@ def uses_noise(condition: str, requires_image: bool = False) -> bool:
 
 def uses_images(condition: str, requires_image: bool = False) -> bool:
     """Whether the condition feeds such a model the stimulus images."""
-    return any("image" in s.split("+") for s in resolve_streams(condition, requires_image))
+    streams = resolve_streams(condition, requires_image)
+    return any({"image", "images"} & set(s.split("+")) for s in streams)
 
 
 def noise_table_input(

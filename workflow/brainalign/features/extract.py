@@ -11,7 +11,9 @@ Concept task: one row per concept (concepts.tsv order). The "text" stream pools 
 concept word in each of its sentences and averages over the contexts; "word" encodes
 the concept word alone; "image"/"noise" the concept's picture or its noise image; a
 joint stream pairs each sentence (or the word) with the concept's picture or noise
-image. Naturalistic task: one row per word (words.tsv) or frame (frames.tsv), each
+image; "images" (condition ``wordpicture``) encodes each of the concept's images
+(concepts.tsv's ``images`` column, :func:`concept_images`), alone or as a joint
+"word+images" pair with the concept word, and averages over the images. Naturalistic task: one row per word (words.tsv) or frame (frames.tsv), each
 stream resampled to the TRs of each run with
 :func:`~brainalign.features.align.lanczos_resample` (event times at the middle of the
 event, TR times at the middle of each volume), runs concatenated in run order. A
@@ -44,7 +46,12 @@ from PIL import Image
 
 from brainalign.features.align import event_times, lanczos_resample, tr_times
 from brainalign.features.cache import FeatureCache, feature_cache_key
-from brainalign.features.conditions import CONDITIONS, condition_modalities, resolve_streams
+from brainalign.features.conditions import (
+    CONDITIONS,
+    IMAGE_INPUTS,
+    condition_modalities,
+    resolve_streams,
+)
 from brainalign.features.noise import NOISE_TABLE
 from brainalign.features.registry import (
     FeatureExtractor,
@@ -62,6 +69,7 @@ __all__ = [
     "check_condition",
     "condition_streams",
     "concurrent_frames",
+    "concept_images",
     "extract_concept_features",
     "extract_naturalistic_features",
     "extract_task_features",
@@ -135,6 +143,34 @@ def _read_concepts(stimuli_dir: Path) -> pd.DataFrame:
     return concepts
 
 
+def concept_images(concepts: pd.DataFrame) -> list[list[str]]:
+    """Each concept's images: concepts.tsv's ``images`` column, else its ``image``.
+
+    Parameters
+    ----------
+    concepts : DataFrame
+        concepts.tsv with ``concept``, ``image`` and optionally ``images`` (a
+        ``;``-separated list of image paths relative to the stimuli folder).
+
+    Returns
+    -------
+    list of list of str
+        One non-empty list per concept, in table order: the ``images`` entries
+        (blanks dropped, repeats kept), or ``[image]`` when the column is absent or
+        the concept's cell is empty.
+    """
+    if "images" not in concepts.columns:
+        return [[str(image)] for image in concepts["image"]]
+    result = []
+    for image, cell in zip(concepts["image"], concepts["images"], strict=True):
+        listed = [] if pd.isna(cell) else [p.strip() for p in str(cell).split(";")]
+        result.append([p for p in listed if p] or [str(image)])
+    fallback = sum(1 for cell in concepts["images"] if pd.isna(cell) or not str(cell).strip())
+    if fallback:
+        logger.info("concepts.tsv: %d concepts without 'images' use their 'image'", fallback)
+    return result
+
+
 def _read_sentences(stimuli_dir: Path, concepts: pd.Series) -> pd.DataFrame:
     columns = ["concept", "context", "sentence", "char_start", "char_end"]
     sentences = _read_checked(stimuli_dir / "sentences.tsv", columns)
@@ -181,6 +217,12 @@ def _image_paths(
         return [stimuli_dir / image for image in images]
     if kind == "noise":
         return _noise_paths(noise_dir, images)
+    if kind == "images":
+        raise ValueError(
+            "condition 'wordpicture' (the concept word with each of the concept's images) "
+            "is defined on the concept task only; got it on a naturalistic or event task. "
+            "Remove the pair from config/config.yaml."
+        )
     raise ValueError(f"image stream must be 'image' or 'noise'; got {kind!r}")
 
 
@@ -217,7 +259,7 @@ class StreamPlan:
 def _split(stream: str) -> tuple[str | None, str | None]:
     parts = stream.split("+")
     text = next((p for p in parts if p in ("text", "word")), None)
-    image = next((p for p in parts if p in ("image", "noise")), None)
+    image = next((p for p in parts if p in IMAGE_INPUTS), None)
     return text, image
 
 
@@ -305,9 +347,32 @@ class _Concepts:
     concepts: pd.DataFrame
 
 
+def _images_plan(extractor: FeatureExtractor, stream: str, ctx: _Concepts) -> StreamPlan:
+    """Stream "images" or "word+images": one event per (concept, image k), averaged over k."""
+    text, _ = _split(stream)
+    n = len(ctx.concepts)
+    lists = concept_images(ctx.concepts)
+    codes = np.repeat(np.arange(n), [len(images) for images in lists])
+    paths = _image_paths("image", [p for images in lists for p in images], ctx.stimuli_dir, None)
+    logger.info(
+        "%s stream: %d images for %d concepts (%.1f per concept), features averaged per concept",
+        stream,
+        len(paths),
+        n,
+        len(paths) / n,
+    )
+    if text is None:
+        return _image_plan(extractor, stream, paths, _averager(codes, n), n)
+    words = [str(ctx.concepts["concept"].iloc[c]) for c in codes]
+    spans = [(0, len(w)) for w in words]
+    return _text_plan(extractor, stream, words, spans, paths, _averager(codes, n), n)
+
+
 def _concept_plan(extractor: FeatureExtractor, stream: str, ctx: _Concepts) -> StreamPlan:
     text, image = _split(stream)
     n = len(ctx.concepts)
+    if image == "images":
+        return _images_plan(extractor, stream, ctx)
     pictures = (
         None
         if image is None

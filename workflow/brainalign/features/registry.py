@@ -118,6 +118,8 @@ BUILTIN_EXTRACTORS: dict[str, tuple[str, frozenset[str]] | ExtractorInfo] = {
     "vision_encoder": ExtractorInfo("brainalign.features.vision", _IMAGE),
     "clip": ExtractorInfo("brainalign.features.clip", _BOTH),
     "siglip": ExtractorInfo("brainalign.features.siglip", _BOTH),
+    "align": ExtractorInfo("brainalign.features.align_model", _BOTH),
+    "static": ExtractorInfo("brainalign.features.static", _TEXT),
     "visualbert": ExtractorInfo("brainalign.features.vl_encoders", _BOTH, requires_image=True),
     "lxmert": ExtractorInfo("brainalign.features.vl_encoders", _BOTH, requires_image=True),
     "vilt": ExtractorInfo("brainalign.features.vl_encoders", _BOTH, requires_image=True),
