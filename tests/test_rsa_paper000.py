@@ -13,10 +13,9 @@ from brainalign.rsa.bootstrap import bootstrap_samples_from_indices
 from brainalign.rsa.group_target import compare_estimands, group_mean_scores
 from brainalign.rsa.layers import best_layer_test, best_layer_units, rdm_similarity_table
 from brainalign.rsa.partial import partial_ablation, partial_bootstrap, partial_spearman
-from brainalign.rsa.steps import (
+from brainalign.rsa.steps import run_brain_rdms, run_model_rdms
+from brainalign.rsa.steps_paper000 import (
     run_best_layer_tests,
-    run_brain_rdms,
-    run_model_rdms,
     run_partial_ablation,
     run_rdm_similarity,
     run_rsa_estimands,

@@ -18,6 +18,7 @@ Modules, each checked against rsatoolbox (the reference, a test dependency) to 1
   language-only counterpart's partialled out), paired stimulus bootstrap;
 - :mod:`~brainalign.rsa.layers` - model x model RDM similarity, best layer vs the others;
 - :mod:`~brainalign.rsa.steps` - what each Snakemake rule of the RSA stage does.
+- :mod:`~brainalign.rsa.steps_paper000` - what each rule of paper 000's analysis does.
 
 Nothing here runs a Fisher-z test over the cells of an RDM: the cells are not independent
 (each condition enters n - 1 of them), so such tests are anti-conservative. Inference
