@@ -106,9 +106,13 @@ def test_joint_model_encodes_each_word_image_pair_and_averages(multi):
     assert all(differs)  # the image changes the pair's features, so the mean is not trivial
 
 
-def test_wordpicture_is_refused_on_the_naturalistic_task(clip, multi):
-    with pytest.raises(ValueError, match="'wordpicture'.*concept task only.*Remove the pair"):
-        extract_naturalistic_features(clip, multi, "wordpicture", [1])
+def test_naturalistic_wordpicture_is_each_word_alone_with_its_frame(clip, multi):
+    arrays, meta = extract_naturalistic_features(clip, multi, "wordpicture", [1])
+    word, _ = extract_naturalistic_features(clip, multi, "word", [1])
+    vision, _ = extract_naturalistic_features(clip, multi, "vision", [1])
+    expected = np.concatenate([word["layer-01"], vision["layer-01"]], axis=1)
+    np.testing.assert_array_equal(arrays["layer-01"], expected)
+    assert meta["streams"] == ["word", "images"]
 
 
 def test_stimulus_checksum_covers_the_images_column(multi, tmp_path):

@@ -13,25 +13,36 @@ A condition names the *inputs* shown to a model:
   its hash by :func:`~brainalign.features.noise.make_noise_images`);
 - "images": each of the concept's images (concepts.tsv's optional ``images`` column,
   ``;``-separated; the ``image`` column when it is absent or empty), the features
-  averaged over the images (concept task only).
+  averaged over the images (other tasks: the frame on screen, one per word).
 
-=============  ===============  ==================================================
-condition      inputs           paper
-=============  ===============  ==================================================
-``sentence``   text             000: sentence only
-``picture``    text + image     000: sentence with picture
-``noise``      text + noise     000: picture replaced by a seeded noise image
-``image``      image            000: picture only
-``word``       word             000: concept word only
-``wordpicture`` word + images   000: concept word with each of its images, averaged
-``language``   text             002: video, language stream only (transcript words)
-``vision``     image            002: video, vision stream only (frames)
-``joint``      text + image     002: video, both streams
-=============  ===============  ==================================================
+===============  ===============  ==================================================
+condition        inputs           paper
+===============  ===============  ==================================================
+``sentence``     text             000: sentence only
+``picture``      text + image     000: sentence with picture
+``noise``        text + noise     000: picture replaced by a seeded noise image
+``image``        image            000: picture only
+``word``         word             000: concept word only
+``wordpicture``  word + images    000: concept word with each of its images, averaged
+``language``     text             002: video, language stream only (transcript words)
+``vision``       image            002: video, vision stream only (frames)
+``joint``        text + image     002: video, both streams
+===============  ===============  ==================================================
 
 The video conditions are streams over events: words (words.tsv, each in its
 sentence) and frames (frames.tsv), resampled to the TRs. On the concept task they
 read the same inputs as ``sentence``, ``image`` and ``picture``.
+
+``wordpicture`` (paper 000's picture input) encodes the pair (concept word, image_k)
+for each image k of the concept and averages the features over k: a joint model
+reads each pair in one pass; a two-tower model (CLIP, SigLIP, ALIGN) encodes the
+word once and each image once, so its features are ``[word, mean_k image_k]`` per
+layer (equal to the mean over k of ``[word, image_k]``) and, at the ``embeds``
+pseudo-layer, ``word + mean_k image_k`` (the mean of paper 000's summed embeddings).
+On the naturalistic and event tasks, where a word has one image (the frame on
+screen), it is each transcript word *alone* (the ``word`` input) with its concurrent
+frame: a joint model reads the pair, a two-tower model gives ``[word, frame]`` (the
+``word`` and ``vision`` features concatenated).
 
 How a model reads the inputs (:func:`resolve_streams`) depends on its family:
 
@@ -54,7 +65,6 @@ from typing import Any
 __all__ = [
     "noise_table_input",
     "CONDITIONS",
-    "CONCEPT_ONLY",
     "IMAGE_INPUTS",
     "INPUT_MODALITY",
     "condition_modalities",
@@ -74,8 +84,6 @@ CONDITIONS: dict[str, tuple[str, ...]] = {
     "joint": ("text", "image"),
     "wordpicture": ("word", "images"),
 }
-# Conditions defined on the concept task only.
-CONCEPT_ONLY = frozenset({"wordpicture"})
 # The model input each condition input needs.
 INPUT_MODALITY = {
     "text": "text",

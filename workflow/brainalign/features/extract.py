@@ -213,16 +213,12 @@ def _noise_paths(noise_dir: str | os.PathLike | None, images: Sequence[str]) -> 
 def _image_paths(
     kind: str, images: Sequence[str], stimuli_dir: Path, noise_dir: str | os.PathLike | None
 ) -> list[Path]:
-    if kind == "image":
+    # "images" (condition wordpicture) reaches here only outside the concept task
+    # (_images_plan handles it there): one image per event, the frame on screen.
+    if kind in ("image", "images"):
         return [stimuli_dir / image for image in images]
     if kind == "noise":
         return _noise_paths(noise_dir, images)
-    if kind == "images":
-        raise ValueError(
-            "condition 'wordpicture' (the concept word with each of the concept's images) "
-            "is defined on the concept task only; got it on a naturalistic or event task. "
-            "Remove the pair from config/config.yaml."
-        )
     raise ValueError(f"image stream must be 'image' or 'noise'; got {kind!r}")
 
 
