@@ -373,7 +373,7 @@ def test_unsupported_and_unknown_conditions_are_errors(stim, bert, clip):
     with pytest.raises(
         ValueError,
         match=r"unknown condition 'video'; known: sentence, picture, noise, image, word, "
-        r"language, vision, joint\.",
+        r"language, vision, joint, wordpicture\.",
     ):
         extract_naturalistic_features(clip, stim, "video")
     with pytest.raises(ValueError, match=r"condition 'noise' needs 'noise_dir'"):
@@ -389,6 +389,7 @@ def expected_widths(extractor):
         "picture": text + (image or 0),
         "noise": text + (image or 0),
         "joint": text + (image or 0),
+        "wordpicture": text + (image or 0),
         "image": image,
         "vision": image,
     }
@@ -519,6 +520,6 @@ def test_extract_task_features_dispatches_on_task(stim, bert):
     concept, meta = extract_task_features(bert, stim, "concepts", "sentence", layers=(0, 2))
     assert sorted(concept) == ["layer-00", "layer-02"] and meta["task"] == "concepts"
     with pytest.raises(
-        ValueError, match=r"'task' must be one of concepts, naturalistic; got 'story'"
+        ValueError, match=r"'task' must be one of concepts, naturalistic, word_events, scene_events; got 'story'"
     ):
         extract_task_features(bert, stim, "story", "sentence")

@@ -45,8 +45,8 @@ EXPECTED_CONDITIONS = {
     "text_encoder": TEXT,
     "causal_lm": TEXT,
     "vision_encoder": IMAGE,
-    "clip": TEXT | IMAGE | {"picture", "noise", "joint"},
-    "siglip": TEXT | IMAGE | {"picture", "noise", "joint"},
+    "clip": TEXT | IMAGE | {"picture", "noise", "joint", "wordpicture"},
+    "siglip": TEXT | IMAGE | {"picture", "noise", "joint", "wordpicture"},
 }
 
 
