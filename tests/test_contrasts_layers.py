@@ -6,8 +6,19 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.stats import ttest_1samp, ttest_rel
+from threadpoolctl import threadpool_limits
 
+from brainalign import io
+from brainalign.contrasts import run_contrast
+from brainalign.contrasts.layers import matched_layers, run_layer_contrast
 from brainalign.contrasts.rois import condition_pair_ttests, holm, roi_ttests
+from tests.test_contrasts_steps import N_BINS, PARAMS, SETTINGS, _electrodes
+
+
+@pytest.fixture(autouse=True)
+def _one_blas_thread():
+    with threadpool_limits(1):
+        yield
 
 
 def _holm_reference(p):
@@ -101,3 +112,81 @@ def test_roi_errors():
         roi_ttests(units, alternative="bigger")
     with pytest.raises(ValueError, match="'conditions' must name >= 2 conditions"):
         condition_pair_ttests(units.assign(condition="joint"), ["joint", "audio"], "delta")
+
+
+# ---- per-layer contrasts ---------------------------------------------------------------
+
+
+def _layered(path, model, layers, events):
+    """A multi-layer feature file (rows stored shuffled; labels travel with them)."""
+    order = np.random.default_rng(len(model)).permutation(len(events))
+    meta = {"model": model, "model_id": None, "revision": None, "extractor": "x",
+            "condition": "language", "task": "words", "layers": sorted(layers),
+            "pooling": "word", "units": "a.u.", "stimuli": [events[i] for i in order]}
+    io.save_arrays(path, {f"layer-{k:02d}": X[order].astype(np.float32) for k, X in layers.items()},
+                   meta)
+    return path
+
+
+def _models(tmp_path):
+    """Fine-tuned = pretrained at layers 1 and 3; at layer 2 the fine-tuned model carries
+    the features driving channels 0-1 ('own'), the pretrained one does not."""
+    brain, paths = _electrodes(tmp_path)
+    events = io.load_arrays(brain)[1]["events"]
+    loaded = {k: io.load_arrays(paths[k]) for k in ("a", "b")}
+    by_event = {}
+    for k, (arrays, meta) in loaded.items():
+        rank = {e: i for i, e in enumerate(meta["stimuli"])}
+        by_event[k] = arrays["layer-02"][[rank[e] for e in events]]
+    tuned = _layered(tmp_path / "tuned.safetensors", "tuned",
+                     {1: by_event["b"], 2: by_event["a"], 3: by_event["b"] * 2}, events)
+    pretrained = _layered(tmp_path / "pre.safetensors", "pre",
+                          {1: by_event["b"], 2: by_event["b"], 3: by_event["b"] * 2, 4: by_event["b"]},
+                          events)
+    return brain, tuned, pretrained, paths
+
+
+def test_every_layer_is_contrasted_with_shared_resamples(tmp_path):
+    brain, tuned, pretrained, _ = _models(tmp_path)
+    assert matched_layers(tuned, pretrained) == [(1, 1), (2, 2), (3, 3)]
+    out = {k: tmp_path / f"layers_{k}" for k in ("units.parquet", "shares.tsv", "res.npz")}
+    units, shares = run_layer_contrast(
+        brain, tuned, pretrained, name="tuned_vs_pre", params=PARAMS, settings=SETTINGS, seed=3,
+        out_units=out["units.parquet"], out_shares=out["shares.tsv"], out_resamples=out["res.npz"],
+    )
+    pd.testing.assert_frame_equal(io.read_table(out["units.parquet"]), units)
+    assert len(units) == 3 * 24 and list(units["layer"].unique()) == [1, 2, 3]
+    significant = units.pivot(index="unit", columns="layer", values="significant")
+    assert significant[2].iloc[: 2 * N_BINS].mean() >= 5 / 6 and significant[2].iloc[2 * N_BINS:].sum() <= 1
+    assert not significant[1].any() and not significant[3].any()  # identical features: delta 0
+    all_rows = shares[shares["roi"] == "all"].set_index("layer")
+    assert all_rows.loc[2, "n_significant"] >= 5 and all_rows.loc[1, "n_significant"] == 0
+    assert set(shares["roi"]) == {"temporal", "frontal", "all"}
+
+
+def test_a_layer_equals_run_contrast_at_that_layer(tmp_path):
+    """The per-layer table at layer 2 is what the single-layer contrast job writes (same
+    seed, hence the same resamples)."""
+    brain, tuned, pretrained, _ = _models(tmp_path)
+    kw = dict(name="c", params=PARAMS, settings=SETTINGS, seed=3)
+    units, _ = run_layer_contrast(brain, tuned, pretrained, layers=[(2, 2)], **kw,
+                                  out_units=tmp_path / "u.tsv", out_shares=tmp_path / "s.tsv",
+                                  out_resamples=tmp_path / "r.npz")
+    run_contrast(brain, {"a": [(tuned, 2)], "b": [(pretrained, 2)]}, **kw,
+                 out_units=tmp_path / "u1.parquet", out_shares=tmp_path / "s1.parquet",
+                 out_resamples=tmp_path / "r1.npz")
+    single = io.read_table(tmp_path / "u1.parquet")
+    for column in ("r_a", "r_b", "delta", "p", "q", "significant", "roi", "channel"):
+        pd.testing.assert_series_equal(units[column], single[column], check_dtype=False)
+
+
+def test_layer_errors(tmp_path):
+    brain, tuned, pretrained, paths = _models(tmp_path)
+    kw = dict(name="c", params=PARAMS, settings=SETTINGS, seed=3, out_units=tmp_path / "u.tsv",
+              out_shares=tmp_path / "s.tsv", out_resamples=tmp_path / "r.npz")
+    with pytest.raises(ValueError, match="'layers' must be \\(layer_a, layer_b\\) pairs"):
+        run_layer_contrast(brain, tuned, pretrained, layers=[1, 2], **kw)
+    other = _layered(tmp_path / "o.safetensors", "o", {7: np.zeros((250, 2))},
+                     io.load_arrays(brain)[1]["events"])
+    with pytest.raises(ValueError, match="share no layer"):
+        matched_layers(tuned, other)
