@@ -29,6 +29,8 @@ include: "workflow/rules/features.smk"
 include: "workflow/rules/encoding.smk"
 include: "workflow/rules/rsa.smk"
 include: "workflow/rules/contrasts.smk"
+include: "workflow/rules/paper000.smk"
+include: "workflow/rules/paper002.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/bundle.smk"
 
@@ -37,3 +39,15 @@ rule all:
     default_target: True
     input:
         "results/bundle/MANIFEST.tsv",
+
+
+# The papers as named analyses: `snakemake paper000` builds exactly that paper's tables
+# and figures (with its preset, config/presets/<paper>.yaml).
+rule paper000:
+    input:
+        rules.paper000_summary.output,
+
+
+rule paper002:
+    input:
+        rules.paper002_summary.output,

@@ -217,6 +217,7 @@ def slurm_demo_config() -> dict:
     config["demo"]["generators"]["language"] = {"model": "clip", "condition": "sentence", "layer": 2}
     config["conditions"] = ["sentence"]
     config["encoding"]["joint"] = []  # the demo's joint model needs minilm, which is cut here
+    config["contrasts"] = {}  # the demo's contrast needs the picture condition, cut here
     return config
 
 

@@ -169,6 +169,7 @@ def test_user_configfile_replaces_the_demo(tmp_path):
     mine = tiny_config()
     mine["models"] = {"bert": mine["models"]["bert"]}
     mine["encoding"]["joint"] = []
+    mine["contrasts"] = {}  # the demo's contrast names clip
     # the synthetic dataset needs generators: use bert's own features
     mine["demo"]["generators"] = {"language": {"model": "bert", "condition": "sentence", "layer": 2}}
     (tmp_path / "my.yaml").write_text(yaml.safe_dump(mine, sort_keys=False))

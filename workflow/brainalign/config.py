@@ -180,6 +180,7 @@ def validate_config(
     _check_models(config, source, Path(workdir))
     _check_generators(config, source)
     check_joint_models(config, source)
+    _check_papers(config, source)
     from .contrasts._checks import check_contrasts  # noqa: PLC0415 (keeps config import light)
 
     check_contrasts(config, source)
@@ -495,3 +496,37 @@ def _check_ieeg_demo(config: dict[str, Any], source: str) -> None:
         problem = _space_problem(config["models"], site)
         if problem:
             raise ConfigError(f"config 'demo.ieeg.sites.{name}' {problem}. Edit {source}.")
+
+
+def _check_papers(config: dict[str, Any], source: str) -> None:
+    """The models, layers and conditions named by the paper000 / paper002 sections."""
+    models = config["models"]
+    for vlm, lm in config["paper000"]["counterparts"].items():
+        for key, name in ((vlm, vlm), (f"{vlm}", lm)):
+            if name not in models:
+                raise ConfigError(
+                    f"config 'paper000.counterparts.{key}' names model '{name}', which is not in "
+                    f"'models' ({', '.join(models)}). Edit {source}."
+                )
+        condition = config["paper000"]["control_condition"]
+        if not _supported(models[lm], [condition]) or condition not in config["conditions"]:
+            raise ConfigError(
+                f"config 'paper000.control_condition' is '{condition}', which counterpart '{lm}' "
+                f"cannot run or which is not in 'conditions'. Edit {source}."
+            )
+    paper002 = config["paper002"]
+    if not paper002["model"]:
+        return
+    space = {"model": paper002["model"], "layer": paper002["layer"]}
+    for key, spaces in (("conditions", [{**space, "condition": c} for c in paper002["conditions"]]),
+                        ("residual", paper002["residual"])):
+        for item in spaces:
+            problem = _space_problem(models, item)
+            if problem:
+                raise ConfigError(f"config 'paper002.{key}' {problem}. Edit {source}.")
+    tuned = paper002["finetuned"]
+    if tuned and any(tuned[side] not in models for side in ("a", "b")):
+        raise ConfigError(
+            f"config 'paper002.finetuned' names models {tuned['a']!r} and {tuned['b']!r}; both "
+            f"must be in 'models' ({', '.join(models)}). Edit {source}."
+        )

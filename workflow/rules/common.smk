@@ -11,6 +11,7 @@ from brainalign.config import (
 )
 from brainalign.contrasts._checks import contrast_spaces
 from brainalign.datasets.registry import get_reader
+from brainalign.papers.paper000 import family_of
 from brainalign.datasets.bids_reader import is_surface_space
 
 CONFIG_SOURCE = "the configuration (config/config.yaml or --configfile)"
@@ -320,3 +321,91 @@ def get_ieeg_generator_features(wildcards=None):
                 task, site["model"], site["condition"]
             )
     return files
+
+
+# ---- paper 000 (rules in paper000.smk) ----
+PAPER000_ROI = "results/paper000/task-{task}/task-{task}_roi-{roi}_{name}.parquet"
+PAPER000_PARTIAL = "results/paper000/task-{task}/task-{task}_roi-{roi}_model-{model}_cond-{condition}_partial.parquet"
+PAPER000_COUNTERPARTS = config["paper000"]["counterparts"]
+PAPER000_FAMILIES = {
+    name: family_of(spec["extractor"]) for name, spec in config["models"].items()
+}
+# The partial-correlation ablation: every VLM with a counterpart, in every condition it
+# runs on each task with one pattern per stimulus, in every ROI.
+PAPER000_PARTIAL_TABLES = [
+    PAPER000_PARTIAL.format(task=task, roi=roi, model=model, condition=condition)
+    for task in CONCEPT_TASKS
+    for roi in ROIS
+    for model in PAPER000_COUNTERPARTS
+    for condition in task_conditions(config, task, model)
+]
+
+
+def paper000_roi_tables(name):
+    def get(wildcards=None):
+        return expand(PAPER000_ROI, task=CONCEPT_TASKS, roi=ROIS, name=name)
+
+    return get
+
+
+def get_paper000_control_rdms(wildcards):
+    """The RDM of the VLM's language-only counterpart, under paper000.control_condition."""
+    return rules.compute_model_rdms.output.rdms.format(
+        model=PAPER000_COUNTERPARTS[wildcards.model],
+        condition=config["paper000"]["control_condition"],
+        stimset=FEATURE_SET_OF[wildcards.task],
+    )
+
+
+# ---- paper 002 (rules in paper002.smk) ----
+PAPER002 = config["paper002"]
+PAPER002_TASKS = [task for task, kind in TASK_KINDS.items() if kind == "naturalistic"]
+PAPER002_RESIDUAL = (
+    "results/paper002/sub-{subject}/sub-{subject}_task-{task}_residual_units.parquet"
+)
+PAPER002_LAYERS = "results/paper002/sub-{subject}/sub-{subject}_task-{task}_contrast-finetuned_units.parquet"
+PAPER002_RESIDUAL_TABLES = (
+    expand(PAPER002_RESIDUAL, subject=SUBJECTS, task=PAPER002_TASKS)
+    if PAPER002["model"] and PAPER002["residual"]
+    else []
+)
+PAPER002_LAYER_TABLES = (
+    expand(PAPER002_LAYERS, subject=SUBJECTS, task=PAPER002_TASKS)
+    if PAPER002["finetuned"]
+    else []
+)
+
+
+def get_residual_features(wildcards):
+    """The model's joint features (joint) and the unimodal spaces (unimodal0, 1...)."""
+    files = {"joint": features_path(wildcards.task, PAPER002["model"], "joint")}
+    for k, space in enumerate(PAPER002["residual"]):
+        files[f"unimodal{k}"] = features_path(
+            wildcards.task, space["model"], space["condition"]
+        )
+    return files
+
+
+def get_finetuned_features(wildcards):
+    tuned = PAPER002["finetuned"]
+    return {
+        side: features_path(wildcards.task, tuned[side], tuned["condition"])
+        for side in ("a", "b")
+    }
+
+
+def get_paper002_voxels(wildcards=None):
+    """The encoding stage's per-unit tables of the model's compared conditions."""
+    if not PAPER002["model"]:
+        raise ValueError(
+            "config 'paper002.model' is not set: the paper002 target compares the conditions "
+            "of one joint model. Add --configfile config/presets/paper002.yaml (or set it)."
+        )
+    return [
+        rules.fit_encoding.output.voxels.format(
+            subject=subject, task=task, model=PAPER002["model"], condition=condition
+        )
+        for subject in SUBJECTS
+        for task in PAPER002_TASKS
+        for condition in PAPER002["conditions"]
+    ]

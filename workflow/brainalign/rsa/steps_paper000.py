@@ -127,13 +127,19 @@ def run_best_layer_tests(
     tables = []
     for (model, condition), unit in units.groupby(CANDIDATE, sort=False):
         layers = unit["layer"].to_numpy()
+        if layers.size < 2:
+            logger.info("%s / %s: one layer, no best-layer test", model, condition)
+            continue
         for estimand, target in targets.items():
             test = best_layer_test(np.stack(unit["rdm"].to_numpy()), target, method=params["comparison"],
                                    n_bootstrap=params["n_bootstrap"], level=params["ci_level"],
                                    random_state=seed)
             tables.append(test.assign(best=layers[test["best"]], other=layers[test["other"]],
                                       model=model, condition=condition, estimand=estimand))
-    table = pd.concat(tables, ignore_index=True).rename(columns={"best": "best_layer", "other": "layer"})
+    if not tables:
+        table = pd.DataFrame(columns=["best_layer", "layer", "model", "condition", "estimand"])
+    else:
+        table = pd.concat(tables, ignore_index=True).rename(columns={"best": "best_layer", "other": "layer"})
     table = table.assign(**labels)
     io.write_table(_labels_first(table), out)
     return table

@@ -1,0 +1,129 @@
+"""The papers' presets run on the demo with tiny stand-ins for the big models: the target
+builds exactly its tables and figures, and the tables show the planted effects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from .conftest import REPO, snakemake, tiny_config, write_config
+
+pytestmark = [pytest.mark.workflow, pytest.mark.slow]
+
+
+def _paper000_config() -> dict:
+    """The demo (concepts task) + the paper000 preset, its models swapped for tiny ones.
+
+    The demo plants the language ROI from MiniLM's sentence features and the visual ROI
+    from CLIP's image features (config/config.yaml, demo.generators).
+    """
+    config = tiny_config()
+    preset = yaml.safe_load((REPO / "config" / "presets" / "paper000.yaml").read_text())
+    config["dataset"]["tasks"] = {"concepts": {"kind": "concepts", "desc": "trials"}}
+    config["models"] = {
+        "minilm": config["models"]["minilm"],
+        "clip": config["models"]["clip"],
+        "bert": {"extractor": "text_encoder", "source": "tiny", "layers": [0, 1, 2]},
+        "align": {"extractor": "align", "source": "tiny", "layers": [0, 1, 2, 3]},
+        "glove": {"extractor": "static", "source": "tiny", "layers": [0]},
+    }
+    config["conditions"] = preset["conditions"]
+    config["rsa"] = {**preset["rsa"], "n_permutations": 1000, "n_bootstrap": 200}
+    config["paper000"] = {**preset["paper000"], "counterparts": {"clip": "bert", "align": "bert"}}
+    config["encoding"]["joint"] = []
+    config["contrasts"] = {}
+    return config
+
+
+@pytest.fixture(scope="module")
+def paper000_run(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("paper000")
+    write_config(workdir, _paper000_config())
+    snakemake(workdir, "--cores", "2", "paper000")
+    return workdir
+
+
+def test_paper000_target_builds_exactly_its_outputs(paper000_run):
+    results = paper000_run / "results"
+    for name in ("estimands", "bestlayers", "similarity", "partial"):
+        assert (results / "paper000" / f"paper000_{name}.parquet").exists()
+    assert {p.name for p in (results / "figures").iterdir()} == {"paper000_layers.png", "paper000_ablation.png"}
+    assert not (results / "encoding").exists() and not (results / "bundle").exists()
+
+
+def test_paper000_estimands_show_the_planted_rois(paper000_run):
+    table = pd.read_parquet(paper000_run / "results/paper000/paper000_estimands.parquet")
+    assert set(table["estimand"]) == {"group_mean_rdm", "subject_mean"}
+    group = table[table.estimand == "group_mean_rdm"].set_index(["roi", "model", "condition", "layer"])["score"]
+    # language ROI: driven by MiniLM's sentences; visual ROI: by CLIP's images
+    assert group["language", "minilm", "sentence", 6] > group["language", "bert", "sentence"].max()
+    assert group["visual", "clip", "picture"].max() > group["visual", "clip", "sentence"].max()
+    subject = table[table.estimand == "subject_mean"]
+    assert subject["ceiling_upper"].notna().all() and table["q"].notna().all()
+    planted = table[(table.roi == "visual") & (table.model == "clip") & (table.condition == "picture")]
+    assert (planted["q"] <= 0.05).all()  # FDR over every model x condition x layer x ROI
+    control = table[table.roi == "control"]
+    assert (control["q"] > 0.05).mean() >= 0.95
+
+
+def test_paper000_partial_ablation_and_layers(paper000_run):
+    partial = pd.read_parquet(paper000_run / "results/paper000/paper000_partial.parquet")
+    assert set(partial["model"]) == {"clip", "align"} and set(partial["control_model"]) == {"bert"}
+    clip = partial[(partial.model == "clip") & (partial.roi == "visual") & (partial.condition == "picture")]
+    # BERT carries none of CLIP's image signal: partialling it out leaves the visual score
+    assert (clip["ablated"] > 0.5 * clip["initial"]).all() and (clip["initial"] > 0).any()
+    best = pd.read_parquet(paper000_run / "results/paper000/paper000_bestlayers.parquet")
+    assert {"best_layer", "layer", "p_boot", "q_fdr", "estimand"} <= set(best.columns)
+
+
+def _paper002_config() -> dict:
+    """The demo (naturalistic task) + the paper002 preset with tiny stand-ins: CLIP as the
+    joint model (its joint / language / vision conditions), MiniLM's language features
+    regressed out (the residual keeps CLIP's image part, which drives the visual ROI), and
+    trained MiniLM vs the same architecture with random weights at every layer."""
+    config = tiny_config()
+    preset = yaml.safe_load((REPO / "config" / "presets" / "paper002.yaml").read_text())
+    config["dataset"]["tasks"] = {"naturalistic": {"kind": "naturalistic"}}
+    minilm = config["models"]["minilm"]
+    config["models"] = {
+        "clip": config["models"]["clip"],
+        "minilm": minilm,
+        "minilmrandom": {**minilm, "source": "random"},
+    }
+    config["conditions"] = preset["conditions"]
+    config["encoding"].update(n_permutations=0, joint=[])
+    config["contrasts"] = {"settings": {"n_resamples": 200}}
+    config["paper002"] = {
+        **preset["paper002"], "model": "clip", "layer": 2,
+        "residual": [{"model": "minilm", "condition": "language", "layer": 6}],
+        "finetuned": {"a": "minilm", "b": "minilmrandom", "condition": "language"},
+    }
+    return config
+
+
+@pytest.fixture(scope="module")
+def paper002_run(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("paper002")
+    write_config(workdir, _paper002_config())
+    snakemake(workdir, "--cores", "2", "paper002")
+    return workdir
+
+
+def test_paper002_tables_show_the_planted_rois(paper002_run):
+    tables = paper002_run / "results/paper002/tables"
+    conditions = pd.read_parquet(tables / "paper002_conditions.parquet").set_index(
+        ["roi", "condition_a", "condition_b"])
+    # the visual ROI follows CLIP's images: joint and vision beat language-only there
+    assert conditions.loc[("visual", "joint", "language"), "significant"]
+    assert not conditions.loc[("control", "joint", "language"), "significant"]
+    residual = pd.read_parquet(tables / "paper002_residual.parquet").set_index("roi")
+    assert residual.loc["visual", "significant"] and not residual.loc["control", "significant"]
+    layers = pd.read_parquet(tables / "paper002_layers.parquet")
+    language = layers[layers.roi == "language"].set_index("layer")
+    assert language.loc[6, "significant"] and language.loc[6, "mean"] > 0
+    assert not layers[layers.roi == "control"]["significant"].any()
+    for name in ("paper002_rois.png", "paper002_layers.png"):
+        assert (paper002_run / "results/figures" / name).stat().st_size > 10_000
