@@ -94,10 +94,13 @@ def plot_roi_bars(tables: Mapping[str, pd.DataFrame], paths: Sequence[PathLike],
                     if s:
                         ax.text(xi, max(m, 0) + 0.01, "*", ha="center")
         pairs = tables["conditions"]
+        low, high = ax.get_ylim()
+        stacked: dict[str, int] = {}
         for _, row in pairs[(pairs["task"] == task) & pairs["significant"]].iterrows():
             if row["roi"] in rois:
-                ax.text(rois.index(row["roi"]), ax.get_ylim()[1] * 0.95,
-                        f"{row['condition_a']}>{row['condition_b']}*", ha="center", fontsize=6)
+                k = stacked[row["roi"]] = stacked.get(row["roi"], -1) + 1
+                ax.text(rois.index(row["roi"]), high - (0.07 * k + 0.04) * (high - low),
+                        f"{row['condition_a']} > {row['condition_b']} *", ha="center", fontsize=6)
         ax.set_xticks(np.arange(len(rois)), rois)
         ax.set_ylabel("held-out r (mean over subjects)")
         ax.axhline(0, color="0.6", lw=0.6)
