@@ -5,8 +5,9 @@ Each subject has ``n_shafts`` shafts of ``contacts_per_shaft`` contacts (MNI coo
 stimuli: one recording per run, the film starting 5 s in). The background is 1/f noise plus
 line noise at ``line_freq`` and two harmonics; one contact per subject is marked bad.
 
-Planted truth. Responses are high-gamma bursts about 100 ms after each event (each word and
-each scene cut) whose amplitude is ``1 + g z``: ``z`` a random projection of the features
+Planted truth. Responses are high-gamma bursts about 100 ms after each event of the
+configured tasks (each word for ``word_events``, each scene cut for ``scene_events``) whose
+amplitude is ``1 + g z``: ``z`` a random projection of the features
 of the model, condition and layer of the contact's class (``demo.ieeg.sites``), computed on
 the same events (words: the word_events features; cuts: the scene_events features), and
 ``g`` set by ``snr``. Only the even contacts 2, 4 and 6 of a shaft respond, so that each
@@ -101,7 +102,7 @@ def _amplitudes(events: pd.DataFrame, classes: Mapping[str, str], names: Sequenc
         label = classes[name]
         if label == "noise":
             continue
-        for kind in ("words", "cuts"):
+        for kind in drives[label]:  # event types of the configured tasks only
             rows = (events["kind"] == kind).to_numpy()
             amplitudes[rows, c] = np.maximum(0.0, 1.0 + gain * drives[label][kind][:, c])
     return amplitudes
