@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from .features.registry import BUILTIN_EXTRACTORS, extractor_modalities, extractor_requires_image
+from .datasets.units import ALIGNMENTS
 from .labels import joint_space_name
 
 __all__ = [
@@ -42,7 +43,7 @@ __all__ = [
 FEATURE_KINDS = {"concepts": "concepts", "events": "concepts", "naturalistic": "naturalistic",
                  "word_events": "word_events", "scene_events": "scene_events"}
 #: Task kinds of event-locked (intracranial) recordings: language- and vision-aligned.
-EPOCH_KINDS = ("word_events", "scene_events")
+EPOCH_KINDS = tuple(ALIGNMENTS)
 #: Formats that simulate their dataset in the workflow (the embedded demos).
 SYNTHETIC_FORMATS = ("synthetic", "synthetic_ieeg")
 _TASK_DEFAULTS = {"conditions": None, "stimuli": None}

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..io import read_json, read_table
 from .registry import DatasetError
-from .units import roi_mask, roi_masks_from_sets
+from .units import RESPONSES, roi_mask, roi_masks_from_sets
 
 __all__ = ["preprocess_task", "Geometry"]
 
@@ -310,7 +310,7 @@ def preprocess_task(
 
 
 def _log_units(arrays, meta, subject, task) -> None:
-    data = arrays["patterns"] if meta["kind"] == "concepts" else arrays["bold"]
+    data = arrays[RESPONSES[meta["kind"]]]
     logger.info("sub-%s task %s: %s, %d samples x %d %s; ROIs %s", subject, task, meta["kind"],
                 data.shape[0], data.shape[1], "vertices" if meta["geometry"] == "surface" else "voxels",
                 {name: int(roi_mask(arrays, meta, name).sum()) for name in meta["rois"]})

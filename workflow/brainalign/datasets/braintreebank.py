@@ -66,6 +66,7 @@ import numpy as np
 import pandas as pd
 
 from .registry import DatasetError, register_reader
+from .units import ALIGNMENTS, event_ids
 
 __all__ = [
     "SAMPLING_RATE", "COORD_SPACE", "release_files", "find_trial", "read_channels",
@@ -374,8 +375,7 @@ def _events(table_path: str | Path, alignment: str) -> tuple[list[str], np.ndarr
     rows = table["run"].astype(int) == 1
     if alignment == "vision":
         rows &= table["scene_cut"].astype(int) == 1
-    prefix = "word" if alignment == "language" else "cut"
-    ids = [f"{prefix}-{row:05d}" for row in np.flatnonzero(rows.to_numpy())]
+    ids = event_ids(alignment, np.flatnonzero(rows.to_numpy()))
     return ids, table.loc[rows, "onset"].to_numpy(dtype=float)
 
 
@@ -475,7 +475,6 @@ def read_braintreebank(
     return arrays, meta
 
 
-_ALIGNMENT = {"word_events": "language", "scene_events": "vision"}
 
 
 @register_reader("braintreebank")
@@ -502,12 +501,12 @@ class BrainTreebankReader:
     def _spec(self, task: str) -> tuple[str, str]:
         """(movie, alignment) of a task; checked."""
         spec = self.tasks.get(task)
-        if spec is None or spec.get("kind") not in _ALIGNMENT:
+        if spec is None or spec.get("kind") not in ALIGNMENTS:
             raise DatasetError(
                 f"config 'dataset.tasks.{task}' is {spec!r}; format braintreebank expects "
                 f"kind word_events or scene_events. Edit {self.source}."
             )
-        return str(spec.get("bids_task") or task), _ALIGNMENT[spec["kind"]]
+        return str(spec.get("bids_task") or task), ALIGNMENTS[spec["kind"]]
 
     def _events_path(self, task: str) -> str:
         folder = self.tasks[task].get("stimuli") or self.stimuli_root

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from .registry import DatasetError, register_reader
+from .units import ALIGNMENTS, event_ids
 from .units import check_units
 
 __all__ = ["IeegReader", "find_recordings", "movie_rows", "stimulus_events"]
@@ -40,7 +41,6 @@ __all__ = ["IeegReader", "find_recordings", "movie_rows", "stimulus_events"]
 logger = logging.getLogger(__name__)
 
 _EXTENSIONS = (".edf", ".vhdr", ".nwb")
-_ALIGNMENT = {"word_events": "language", "scene_events": "vision"}
 _TABLES = {"language": ("words.tsv", ("run", "onset", "word")),
            "vision": ("frames.tsv", ("run", "onset", "scene_cut"))}
 
@@ -140,10 +140,8 @@ def stimulus_events(table_file: str, alignment: str):
     rows = np.arange(len(table))
     if alignment == "vision":
         keep = table["scene_cut"].astype(int).to_numpy() == 1
-        table, rows, prefix = table[keep], rows[keep], "cut"
-    else:
-        prefix = "word"
-    return table.assign(id=[f"{prefix}-{r:05d}" for r in rows])[["id", "run", "onset"]]
+        table, rows = table[keep], rows[keep]
+    return table.assign(id=event_ids(alignment, rows))[["id", "run", "onset"]]
 
 
 def _recording_events(events_file: str, stimuli, table_file: str):
@@ -252,12 +250,12 @@ class IeegReader:
 
     def _alignment(self, task: str) -> str:
         spec = self.tasks.get(task)
-        if spec is None or spec.get("kind") not in _ALIGNMENT:
+        if spec is None or spec.get("kind") not in ALIGNMENTS:
             raise DatasetError(
                 f"config 'dataset.tasks.{task}' is {spec!r}; format ieeg expects kind "
                 f"word_events or scene_events. Edit {self.source}."
             )
-        return _ALIGNMENT[spec["kind"]]
+        return ALIGNMENTS[spec["kind"]]
 
     def _table(self, task: str) -> str:
         folder = self.tasks[task].get("stimuli") or self.stimuli_root

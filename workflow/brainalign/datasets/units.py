@@ -56,6 +56,8 @@ import numpy as np
 __all__ = [
     "KINDS",
     "RESPONSES",
+    "ALIGNMENTS",
+    "event_ids",
     "GEOMETRIES",
     "check_units",
     "roi_mask",
@@ -71,8 +73,18 @@ _GEOMETRY_ARRAYS = {"volume": ("ijk",), "surface": ("hemi", "vertex"),
                     "electrodes": ("channel", "bin", "xyz")}
 _KIND_ARRAYS = {"concepts": ("patterns",), "timeseries": ("bold", "run"),
                 "epochs": ("responses", "group")}
+#: Event-locked task kinds and what their events lock to: each word (language-aligned) or
+#: each scene cut (vision-aligned) of the film's stimulus tables.
+ALIGNMENTS = {"word_events": "language", "scene_events": "vision"}
+_EVENT_PREFIX = {"language": "word", "vision": "cut"}
 #: The array holding the responses (samples x units) of each kind.
 RESPONSES = {"concepts": "patterns", "timeseries": "bold", "epochs": "responses"}
+
+
+def event_ids(alignment: str, rows) -> list[str]:
+    """Event ids shared by the feature and brain sides: ``word-00012`` (row 12 of words.tsv,
+    language-aligned), ``cut-00003`` (row 3 of frames.tsv, vision-aligned)."""
+    return [f"{_EVENT_PREFIX[alignment]}-{int(row):05d}" for row in rows]
 
 
 def check_units(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], where: str = "") -> None:

@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from brainalign.datasets.units import ALIGNMENTS, event_ids
 from brainalign.features.align import event_times, lanczos_resample, tr_times
 from brainalign.features.cache import FeatureCache, feature_cache_key
 from brainalign.features.conditions import (
@@ -537,11 +538,6 @@ def _naturalistic_plan(extractor: FeatureExtractor, stream: str, ctx: _Naturalis
 # run (else the run's first sentence), pooled over the whole sentence.
 
 
-def event_ids(prefix: str, rows: Sequence[int]) -> list[str]:
-    """Event ids shared by the feature and brain sides: ``word-00012``, ``cut-00003``."""
-    return [f"{prefix}-{int(row):05d}" for row in rows]
-
-
 def scene_cut_sentences(words: pd.DataFrame, cuts: pd.DataFrame) -> np.ndarray:
     """Row of ``words`` whose sentence goes with each scene cut (same run, last word starting
     at or before the cut; the run's first word if none does; -1 for a run without words)."""
@@ -614,13 +610,12 @@ def _plan_events(planner: Callable[..., StreamPlan], alignment: str):
         runs, _ = _read_runs(stimuli_dir)
         ctx = _Naturalistic(stimuli_dir, options["noise_dir"], runs, 0, 1.0)
         plans = [planner(extractor, stream, ctx) for stream in streams]
-        if alignment == "language":
-            ids = event_ids("word", range(len(ctx.table("words.tsv", []))))
-        else:
-            ids = event_ids("cut", _scene_cuts(ctx).index)
+        rows = (range(len(ctx.table("words.tsv", []))) if alignment == "language"
+                else _scene_cuts(ctx).index)
+        ids = event_ids(alignment, rows)
         logger.info("%s-aligned events: %d", alignment, len(ids))
-        return plans, {"task": f"{'word' if alignment == 'language' else 'scene'}_events",
-                       "stimuli": ids, "alignment": alignment}, {}
+        task = {aligned: kind for kind, aligned in ALIGNMENTS.items()}[alignment]
+        return plans, {"task": task, "stimuli": ids, "alignment": alignment}, {}
 
     return plan
 
@@ -965,7 +960,7 @@ def extract_event_features(
     frame with the sentence around it, ids ``cut-<row>``. ``metadata['stimuli']`` holds the
     ids in row order; the rest is as for :func:`extract_concept_features`.
     """
-    task = {"language": "word_events", "vision": "scene_events"}[alignment]
+    task = {aligned: kind for kind, aligned in ALIGNMENTS.items()}[alignment]
     run = _extract(extractor, stimuli_dir, task, condition, layers, _options(noise_dir))
     return dict(run.computed()), run.metadata
 
