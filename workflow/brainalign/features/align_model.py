@@ -9,10 +9,11 @@ own shapes:
 - the vision tower is an EfficientNet whose ``output_hidden_states`` are the stem's
   output followed by the output of every MBConv block, each a feature map of shape
   (batch, channels, height, width) with a width that grows with depth
-  (align-base: 1 + 55 maps for 12 text blocks). Decision: image features at layer
-  ``l`` are the vision hidden state at the same *relative depth*,
-  ``round(l * n_blocks / L)`` (:meth:`AlignExtractor.vision_index`; 0 = the stem,
-  L = the last block), averaged over its spatial positions (the model's own pooling
+  (align-base: 1 + 55 maps for 12 text blocks). Image features at layer ``l`` are
+  the vision hidden state at the same *relative depth*, ``round(l * n_blocks / L)``
+  (the mapping shared by every contrastive family,
+  :func:`brainalign.features.contrastive.relative_depth`; 0 = the stem, L = the last
+  block), averaged over its spatial positions (the model's own pooling
   at the last block, whose mean is ALIGN's image embedding); the layer's image width is
   that block's number of channels;
 - the ``embeds`` pseudo-layer: the text embedding is ``text_projection`` of the last
@@ -128,11 +129,6 @@ class AlignExtractor(ContrastiveExtractor):
                 f"embedding ({widths[-1]}) must have one width to be summed; got a mismatched "
                 "checkpoint"
             )
-        mapping = {layer: self.vision_index(layer) for layer in range(self.n_layers)}
-        logger.info("align: text hidden state -> vision hidden state %s", mapping)
-
-    def _count_layers(self) -> int:
-        return int(self.model.config.text_config.num_hidden_layers) + 1
 
     def _vision_widths(self) -> list[int]:
         """Channels of each vision hidden state: the stem, then every block."""
@@ -141,15 +137,9 @@ class AlignExtractor(ContrastiveExtractor):
         stem = int(vision.embeddings.convolution.out_channels)
         return [stem, *(int(b.projection.project_conv.out_channels) for b in blocks)]
 
-    def vision_index(self, layer: int) -> int:
-        """Vision hidden state at the relative depth of text hidden state ``layer``.
-
-        ``round(layer * n_blocks / n_text_blocks)`` (halves rounded up), so 0 is the
-        stem's output and the last text layer the last EfficientNet block.
-        """
-        n_blocks = len(self._vision_widths()) - 1
-        n_text = self.n_layers - 1
-        return (2 * layer * n_blocks + n_text) // (2 * n_text)
+    def _vision_depth(self) -> int:
+        """EfficientNet blocks (the stem's output is vision hidden state 0)."""
+        return len(self._vision_widths()) - 1
 
     @property
     def embed_width(self) -> int:
@@ -174,10 +164,7 @@ class AlignExtractor(ContrastiveExtractor):
         maps = out.hidden_states
         # (batch, channels, h, w) -> (batch, h * w, channels): positions become tokens,
         # pooled by the mean over them (image_pooling "mean").
-        hidden = [
-            maps[self.vision_index(layer)].flatten(2).transpose(1, 2)
-            for layer in range(self.n_layers)
-        ]
+        hidden = [maps[index].flatten(2).transpose(1, 2) for index in self.vision_layers.values()]
         embeds = out.pooler_output.double()
         embeds = embeds / embeds.norm(p=2, dim=-1, keepdim=True)
         return TowerOutput(hidden, {self.embeds_layer: embeds})

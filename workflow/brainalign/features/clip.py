@@ -1,7 +1,10 @@
 """The "clip" extractor: a transformers ``CLIPModel``, text tower and vision tower.
 
 See :mod:`brainalign.features.contrastive` for the layer-wise concatenation of the
-towers and the summed ``embeds`` pseudo-layer (paper 000). Images are pooled on the
+towers and the summed ``embeds`` pseudo-layer (paper 000). Layers index the text tower;
+towers of unequal depth pair text layer ``l`` with the vision hidden state at the same
+relative depth (``openai/clip-vit-large-patch14``: 12 text, 24 vision blocks, so layer
+``l`` reads vision hidden state ``2 l``; layer 13 is ``embeds``). Images are pooled on the
 first (CLS) token of the vision tower's hidden states (hidden state 0, taken after
 CLIP's ``pre_layrnorm`` as transformers reports it, is pooled by the mean over tokens:
 its CLS token is the same for every image); text per ``spec.pooling``.
