@@ -21,13 +21,18 @@ null for their mean (measured: 13-15% of null voxels at p < 0.05 for 4 runs of A
 noise; 5-7% with refitting). Refitting costs one product with the responses per fold and
 permutation (:class:`~brainalign.encoding.solver.FixedAlphaRidge`).
 
-Two one-sided p-values (better than chance) are returned: the empirical
-``p_perm = (1 + #{null >= observed}) / (1 + n_permutations)``, and ``p`` from a normal
-fit to the permutation null (its mean and standard deviation). The empirical p cannot go
-below ``1 / (n_permutations + 1)``, so with a few hundred permutations no voxel of a
-whole-brain mask would survive FDR control; the null of a mean of correlations is close
-to normal, and ``p`` tracks ``p_perm`` where both are resolved. Voxels are corrected
-together with Benjamini-Hochberg on ``p`` (:func:`fdr_bh`).
+One-sided p-values (better than chance) are returned: the empirical
+``p_perm = (1 + #{null >= observed}) / (1 + n_permutations)``, ``p_normal`` from a normal
+fit to the permutation null (its mean and standard deviation) and ``p_gpd`` from a
+generalised Pareto fit to the null's upper tail (Knijnenburg et al. 2009; see
+:mod:`~brainalign.encoding.tail`). ``p`` is the one ``tail`` chooses (config
+``encoding.tail``: ``"gpd"`` in the workflow; ``"normal"`` when a caller names none, as
+before); voxels are corrected together with
+Benjamini-Hochberg on ``p`` (:func:`fdr_bh`). The empirical p cannot go below
+``1 / (n_permutations + 1)``, so with a few hundred permutations no voxel of a
+whole-brain mask survives FDR control; the normal fit resolves small p only through the
+normal's tail, beyond what the permutations show; the GPD tail is fitted to the
+permutations' own largest values (tests/test_tail.py compares the three on AR(1) nulls).
 
 Calibration (tests/test_encoding_stats.py; 20 null datasets of 4 runs x 100 TRs, smooth
 features, AR(1) noise with phi = 0.5, blocks of 10): 6.4% of null voxels at p < 0.05
@@ -48,6 +53,7 @@ from .delays import make_delays
 from .ridge import EncodingResult, standardize
 from .scoring import SCORINGS
 from .solver import FixedAlphaRidge
+from .tail import MAX_TAIL, TAILS, empirical_p, gpd_tail_p, normal_p
 
 __all__ = [
     "PERMUTATIONS",
@@ -121,16 +127,22 @@ class PermutationResult:
     Attributes
     ----------
     p : array of shape (n_voxels,), float64
-        One-sided p-value from a normal fit to the permutation null (its mean and
-        standard deviation), ``norm.sf((observed - null_mean) / null_sd)``: not floored
-        at ``1 / (n_permutations + 1)``, so that FDR control over thousands of voxels
-        works with a few hundred permutations. 1 where the null has no spread.
+        The p-value of the chosen ``tail``: ``p_normal``, ``p_gpd`` or ``p_perm``.
     p_perm : array of shape (n_voxels,), float64
         Empirical p-value ``(1 + #{null >= observed}) / (1 + n_permutations)``.
     observed : array of shape (n_voxels,), float64
         The statistic on the real data.
     null_mean, null_sd : arrays of shape (n_voxels,), float64
         Mean and standard deviation of the statistic over permutations.
+    p_normal : array of shape (n_voxels,), float64
+        ``norm.sf((observed - null_mean) / null_sd)``; 1 where the null has no spread.
+    p_gpd : array of shape (n_voxels,), float64
+        Generalised Pareto tail p (:func:`~brainalign.encoding.tail.gpd_tail_p`).
+    tail_method : array of shape (n_voxels,), str
+        How ``p_gpd`` was found: ``empirical`` (>= 10 exceedances), ``gpd`` or
+        ``fallback`` (no GPD fit passed: empirical).
+    tail : str
+        Which p is ``p``.
     """
 
     p: np.ndarray
@@ -138,6 +150,10 @@ class PermutationResult:
     observed: np.ndarray
     null_mean: np.ndarray
     null_sd: np.ndarray
+    p_normal: np.ndarray | None = None
+    p_gpd: np.ndarray | None = None
+    tail_method: np.ndarray | None = None
+    tail: str = "normal"
 
 
 def permutation_test(
@@ -151,6 +167,7 @@ def permutation_test(
     block_size: int = 10,
     random_state: int | None = 0,
     n_targets_batch: int | None = 4096,
+    tail: str = "normal",
 ) -> PermutationResult:
     """Permutation test of every voxel's score in a :func:`fit_encoding` result.
 
@@ -166,7 +183,7 @@ def permutation_test(
         Block permutation within runs, or label permutation of concepts.
     groups : array of shape (n_samples,)
         Run or concept label of every sample (as given to :func:`fit_encoding`).
-    n_permutations, block_size, random_state, n_targets_batch
+    n_permutations, block_size, random_state, n_targets_batch, tail
         See :func:`permutation_pvalues`.
 
     Returns
@@ -192,6 +209,7 @@ def permutation_test(
         block_size=block_size,
         random_state=random_state,
         n_targets_batch=n_targets_batch,
+        tail=tail,
     )
 
 
@@ -210,6 +228,7 @@ def permutation_pvalues(
     random_state: int | None = 0,
     n_targets_batch: int | None = 4096,
     method: str = "auto",
+    tail: str = "normal",
 ) -> PermutationResult:
     """One-sided permutation test of cross-validated ridge scores, refitting every fold.
 
@@ -242,12 +261,16 @@ def permutation_pvalues(
     method : {"auto", "hat", "eigen"}
         How each fold is refitted (:class:`~brainalign.encoding.solver.FixedAlphaRidge`);
         the same result up to float32 round-off.
+    tail : {"gpd", "normal", "empirical"}
+        Which p is ``p`` (and so which is FDR-corrected downstream): see
+        :mod:`~brainalign.encoding.tail`.
 
     Returns
     -------
     PermutationResult
     """
     permute = lookup(PERMUTATIONS, kind, "kind")
+    lookup(dict.fromkeys(TAILS), tail, "tail")
     lookup(dict.fromkeys(SCORINGS), scoring, "scoring")
     _check_positive(n_permutations, "n_permutations", minimum=2)
     _check_positive(block_size, "block_size")
@@ -266,6 +289,8 @@ def permutation_pvalues(
     ]
     size = Y.shape[1] if n_targets_batch is None else int(n_targets_batch)
     stats = {key: np.zeros(Y.shape[1]) for key in ("observed", "exceed", "sum", "sum_sq")}
+    n_top = min(MAX_TAIL, n_permutations // 4) + 1  # the GPD's largest null values
+    stats["top"] = np.full((n_top, Y.shape[1]), -np.inf)
     for start in range(0, Y.shape[1], size):
         cols = slice(start, start + size)
         y = np.ascontiguousarray(np.asarray(Y[:, cols], dtype=np.float32).T)
@@ -277,16 +302,18 @@ def permutation_pvalues(
             stats["exceed"][cols] += np.sum(null >= observed - 1e-6, axis=0)
             stats["sum"][cols] += null.sum(axis=0)
             stats["sum_sq"][cols] += np.square(null).sum(axis=0)
-    result = _summarize(stats, n_permutations)
+            stats["top"][:, cols] = _largest(stats["top"][:, cols], null)
+    result = _summarize(stats, n_permutations, tail)
     logger.info(
         "permutation test (%s, %d permutations, folds refitted%s): %d of %d voxels with p < 0.05 "
-        "(%d with the empirical p)",
+        "(%s tail; normal fit %d, GPD %d, empirical %d)",
         kind,
         n_permutations,
         f", blocks of {block_size}" if kind == "timeseries" else "",
         int(np.sum(result.p < 0.05)),
         result.p.size,
-        int(np.sum(result.p_perm < 0.05)),
+        tail,
+        *(int(np.sum(v < 0.05)) for v in (result.p_normal, result.p_gpd, result.p_perm)),
     )
     return result
 
@@ -296,15 +323,20 @@ def _sets_per_product(shape: tuple[int, int], budget: int = 2**24) -> int:
     return max(1, budget // max(1, shape[0] * shape[1]))
 
 
-def _summarize(stats: dict[str, np.ndarray], n: int) -> PermutationResult:
-    from scipy.stats import norm
+def _largest(top: np.ndarray, null: np.ndarray) -> np.ndarray:
+    """The ``len(top)`` largest values per column of ``top`` and ``null`` together."""
+    both = np.concatenate([top, null], axis=0)
+    return np.partition(both, both.shape[0] - top.shape[0], axis=0)[-top.shape[0]:]
 
+
+def _summarize(stats: dict[str, np.ndarray], n: int, tail: str) -> PermutationResult:
     mean = stats["sum"] / n
     sd = np.sqrt(np.maximum(stats["sum_sq"] / n - mean**2, 0.0) * n / (n - 1))
-    spread = sd > 1e-12
-    z = np.where(spread, (stats["observed"] - mean) / np.where(spread, sd, 1.0), -np.inf)
-    p_perm = (1.0 + stats["exceed"]) / (1.0 + n)
-    return PermutationResult(norm.sf(z), p_perm, stats["observed"], mean, sd)
+    observed = stats["observed"]
+    p_normal, p_perm = normal_p(observed, mean, sd), empirical_p(stats["exceed"], n)
+    gpd = gpd_tail_p(observed, stats["exceed"], stats["top"], n)
+    chosen = {"normal": p_normal, "gpd": gpd.p, "empirical": p_perm}[tail]
+    return PermutationResult(chosen, p_perm, observed, mean, sd, p_normal, gpd.p, gpd.method, tail)
 
 
 class _Scorer:
