@@ -96,12 +96,20 @@ def _tr(inputs: Mapping[str, Any]) -> float:
 def _run_confounds(inputs, params, k: int, n_volumes: int):
     """Run ``k``'s confounds through nilearn's fMRIPrep interface: (matrix, sample mask, report)."""
     from .confounds import select_confounds
+    from .confounds_rank import reduce_confounds
 
     bold = inputs["bold"] if "bold" in inputs else inputs["bold_L"]
-    return select_confounds(
+    matrix, sample_mask, report = select_confounds(
         bold[k], params["confounds"], n_volumes=n_volumes,
         confounds_file=inputs["confounds"][k] if "confounds" in inputs else None,
     )
+    if matrix is not None:  # constant, non-finite and collinear columns out (logged)
+        matrix, columns, dropped = reduce_confounds(matrix, report["columns"], sample_mask,
+                                                    inputs["confounds"][k] if "confounds" in inputs else bold[k])
+        report = {**report, "columns": columns, "n_columns": len(columns),
+                  "dropped_columns": dropped}
+        matrix = matrix if columns else None
+    return matrix, sample_mask, report
 
 
 def _clean_runs(geo: Geometry, inputs, params, tr) -> tuple[list[np.ndarray], list[dict]]:

@@ -16,6 +16,14 @@ volumes flagged by ``non_steady_state_outlier*`` columns are dropped through a s
 (indices of the kept volumes), as are the outliers of the ``scrub`` strategy. Columns
 are demeaned over the kept volumes.
 
+A listed column that is all n/a is dropped here (logged). The bids reader then passes
+each run's selection through :func:`brainalign.datasets.confounds_rank.reduce_confounds`
+(logged with names): columns not finite or constant over the run's kept volumes are
+dropped, and of a collinear set (a column repeated, or the sum of others) only an
+independent subset is kept, chosen by QR with column pivoting (rank tolerance 1e-8 of
+the largest pivot of the z-scored columns), so that no regression inverts a singular
+matrix. :func:`select_confounds` itself returns what nilearn selects.
+
 :func:`check_confounds` needs neither nilearn nor the data: it reads the TSV's header (and
 the JSON sidecar for CompCor), so that Snakemake can report a bad strategy or a missing
 column while it builds the DAG. :func:`select_confounds` runs at job time, through nilearn.
@@ -378,6 +386,11 @@ def _by_columns(confounds_file: PathLike, columns: list[str]):
     flagged = table[outliers].to_numpy(dtype=float).sum(axis=1) > 0 if outliers else None
     sample_mask = None if flagged is None else np.flatnonzero(~flagged)
     values = table[regressors].to_numpy(dtype=np.float64)
+    empty = [c for k, c in enumerate(regressors) if not np.isfinite(values[:, k]).any()]
+    if empty:
+        logger.warning("confounds '%s': columns %s are all n/a; dropped", confounds_file, empty)
+        regressors = [c for c in regressors if c not in empty]
+        values = table[regressors].to_numpy(dtype=np.float64)
     values = _fill_leading_nan(values, regressors, confounds_file)
     kept = slice(None) if sample_mask is None else sample_mask
     values = values - values[kept].mean(axis=0)
