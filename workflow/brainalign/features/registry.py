@@ -129,6 +129,7 @@ BUILTIN_EXTRACTORS: dict[str, tuple[str, frozenset[str]] | ExtractorInfo] = {
     "llava": ExtractorInfo("brainalign.features.generative", _BOTH),
     "idefics2": ExtractorInfo("brainalign.features.generative", _BOTH),
     "qwen2_vl": ExtractorInfo("brainalign.features.generative", _BOTH),
+    "llava_next": ExtractorInfo("brainalign.features.llava_next", _BOTH),
 }
 _REGISTRY: dict[str, Callable[[ModelSpec], FeatureExtractor]] = {}
 
