@@ -48,7 +48,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._checks import check_groups, lookup
+from ._checks import check_blocks, check_groups, lookup
 from .delays import make_delays
 from .ridge import EncodingResult, standardize
 from .scoring import SCORINGS
@@ -275,6 +275,8 @@ def permutation_pvalues(
     _check_positive(n_permutations, "n_permutations", minimum=2)
     _check_positive(block_size, "block_size")
     groups = check_groups(groups, Y.shape[0])
+    if kind == "timeseries":
+        check_blocks(groups, block_size)
     rng = np.random.default_rng(random_state)
     orders = np.stack([permute(groups, block_size, rng) for _ in range(n_permutations)])
     models = [  # one decomposition per fold, for every voxel
