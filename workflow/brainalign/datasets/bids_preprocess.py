@@ -34,6 +34,16 @@ class Geometry:
     qc: dict[str, Any] = field(default_factory=dict)
 
 
+def _check_nonempty(sets: Mapping[str, np.ndarray], where: str) -> None:
+    """Every configured ROI must hold a unit: an empty one would be reported as NaN."""
+    empty = [name for name, members in sets.items() if not np.any(members)]
+    if empty:
+        raise DatasetError(
+            f"{where}: ROI {empty} has no voxel or vertex; expected at least one in every "
+            f"ROI of config 'dataset.rois'. Remove it from 'dataset.rois' or fix the atlas."
+        )
+
+
 def _volume_geometry(inputs: Mapping[str, Any], rois: Sequence[str]) -> Geometry:
     from ..preprocess import load_atlas, mask_run, voxel_labels
 
@@ -45,7 +55,9 @@ def _volume_geometry(inputs: Mapping[str, Any], rois: Sequence[str]) -> Geometry
             f"{sorted(labels)[:10]}. Fix 'dataset.rois' or the atlas."
         )
     roi, ijk = voxel_labels(mask_img, atlas_img)
-    arrays, meta = roi_masks_from_sets({name: roi == labels[name] for name in rois}, len(roi))
+    sets = {name: roi == labels[name] for name in rois}
+    _check_nonempty(sets, f"atlas '{inputs['atlas']}' within mask '{inputs['mask']}'")
+    arrays, meta = roi_masks_from_sets(sets, len(roi))
     arrays["ijk"] = ijk
     meta.update(geometry="volume", affine=mask_img.affine.tolist(), shape=list(mask_img.shape))
     bold = list(inputs["bold"])
@@ -58,6 +70,7 @@ def _surface_geometry(inputs: Mapping[str, Any], rois: Sequence[str]) -> Geometr
     left, right = list(inputs["bold_L"]), list(inputs["bold_R"])
     first, geometry = load_surface_run(left[0], right[0])
     sets = load_surface_atlas({"L": inputs["atlas_L"], "R": inputs["atlas_R"]}, list(rois))
+    _check_nonempty(sets, f"surface atlas '{inputs['atlas_L']}' / '{inputs['atlas_R']}'")
     arrays, meta = roi_masks_from_sets(sets, first.shape[1])
     arrays.update(hemi=geometry["hemi"], vertex=geometry["vertex"])
     meta.update(geometry="surface", n_vertices=geometry["n_vertices"], mesh="fsaverage")
