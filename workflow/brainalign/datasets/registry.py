@@ -52,6 +52,7 @@ READERS: dict[str, str] = {
     "pereira": "brainalign.datasets.pereira",
     "ieeg": "brainalign.datasets.ieeg_reader",
     "synthetic_ieeg": "brainalign.datasets.ieeg_reader",
+    "synthetic_neurons": "brainalign.demo.neurons_dataset",
     "braintreebank": "brainalign.datasets.braintreebank",
 }
 # Formats read by another format's reader: the intracranial demo is written in BIDS-iEEG.
