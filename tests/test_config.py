@@ -52,7 +52,7 @@ def test_model_conditions_respect_modalities(demo_config):
         (lambda c: c.update(sed=1), "config key 'sed' is not allowed"),
         (lambda c: c["encoding"].update(alphas=[]), "config 'encoding.alphas' is invalid: [] should be non-empty"),
         (lambda c: c["encoding"].update(alphas=[-1.0]), "config 'encoding.alphas.0' is invalid"),
-        (lambda c: c.update(conditions=["sentense"]), "config 'conditions.0' must be one of: sentence, picture, noise, image, word, language, vision, joint, wordpicture; got 'sentense' (did you mean 'sentence'?)"),
+        (lambda c: c.update(conditions=["sentense"]), "config 'conditions.0' must be one of: sentence, picture, noise, image, word, language, vision, joint, wordpicture, audio; got 'sentense' (did you mean 'sentence'?)"),
         (lambda c: c["models"]["minilm"].update(id="no_such_package_xyz"), "names Python package 'no_such_package_xyz', which is not installed"),
         (lambda c: c["models"]["minilm"].update(source="pretrained", id="org/missing-model"), "is 'org/missing-model', which is neither a local folder nor in the Hugging Face cache"),
         (lambda c: c["demo"]["generators"]["visual"].update(layer=5), "config 'demo.generators.visual.layer' is 5, which is not among 'models.clip.layers' [0, 1, 2]"),

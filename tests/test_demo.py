@@ -13,6 +13,7 @@ from PIL import Image
 
 from brainalign.demo import make_demo_dataset, make_demo_stimuli
 from brainalign.demo.stimuli import load_concept_words, load_sentence_templates
+from brainalign.features.audio_windows import read_wav
 from brainalign.io import load_arrays, read_json, read_table, save_arrays, sha256_file
 
 N_CONCEPTS, N_CONTEXTS, N_RUNS, N_TRS, TR, SIZE = 7, 4, 2, 30, 1.5, 20
@@ -71,7 +72,11 @@ def test_sentence_spans_point_at_the_word(stim):
 def test_transcript_words_inside_runs(stim):
     words = read_table(stim / "naturalistic" / "words.tsv")
     runs = read_table(stim / "naturalistic" / "runs.tsv")
-    assert list(runs.columns) == ["run", "tr", "n_trs"]
+    assert list(runs.columns) == ["run", "tr", "n_trs", "audio"]
+    for run, audio in zip(runs["run"], runs["audio"]):  # the soundtrack covers the run
+        samples, rate = read_wav(stim / audio)
+        assert audio == f"naturalistic/audio/run-{run:02d}.wav" and rate == 16000
+        assert len(samples) == round(N_TRS * TR * rate) and 0.05 < samples.std() < 0.5
     assert (
         runs["run"].tolist() == [1, 2]
         and (runs["tr"] == TR).all()
@@ -211,10 +216,11 @@ def _roi_of_voxel(ds: Path) -> tuple[np.ndarray, np.ndarray]:
 def test_dataset_layout_follows_contract(ds):
     mask, atlas = _roi_of_voxel(ds)
     assert mask.dtype == np.uint8 and set(np.unique(mask)) == {0, 1}
-    assert np.issubdtype(atlas.dtype, np.integer) and set(np.unique(atlas)) == {0, 1, 2, 3}
+    assert np.issubdtype(atlas.dtype, np.integer) and set(np.unique(atlas)) == {0, 1, 2, 3, 4}
     assert not atlas[mask == 0].any()
     labels = read_table(ds / "space-MNI152_atlas-demo_dseg.tsv")
-    assert dict(zip(labels["name"], labels["index"])) == {"language": 1, "visual": 2, "control": 3}
+    assert dict(zip(labels["name"], labels["index"])) == {
+        "language": 1, "visual": 2, "control": 3, "auditory": 4}
     assert read_json(ds / "dataset_description.json")["Name"]
     for sub in ("01", "02"):
         func = ds / f"sub-{sub}" / "func"
@@ -259,7 +265,7 @@ def test_ground_truth_record(ds, generators):
     assert truth["generators"]["language"]["concepts"]["model"] == "lm"
     assert truth["generators"]["visual"]["naturalistic"]["layer"] == 0
     assert truth["generators"]["visual"]["concepts"]["condition"] == "intact"
-    assert truth["undriven_rois"] == ["control"]
+    assert truth["undriven_rois"] == ["auditory", "control"]
 
 
 @pytest.mark.parametrize("task", ["concepts", "naturalistic"])
@@ -272,7 +278,7 @@ def test_signal_fraction_zero_outside_driven_rois(ds, task):
                 ds / "ground_truth" / f"sub-{sub}_task-{task}_desc-signalfraction_map.nii.gz"
             ).dataobj
         )
-        assert (frac[atlas == 3] == 0).all() and (frac[(mask > 0) & (atlas == 0)] == 0).all()
+        assert (frac[atlas >= 3] == 0).all() and (frac[(mask > 0) & (atlas == 0)] == 0).all()
         for index in (1, 2):
             assert (frac[atlas == index] > 0).all()
             assert abs(frac[atlas == index].mean() - expected) < 0.1
@@ -318,7 +324,7 @@ def test_dataset_is_byte_deterministic(ds, generators, tmp_path):
 def test_dataset_errors(generators, tmp_path):
     with pytest.raises(
         ValueError,
-        match=r"'generators' must map some of the ROIs \['language', 'visual'\].*got \['control'\]",
+        match=r"'generators' must map some of the ROIs \['auditory', 'language', 'visual'\].*got \['control'\]",
     ):
         make_demo_dataset(tmp_path, generators={"control": generators["language"]})
     bad_layer = {"language": {**generators["language"], "layer": 5}}
@@ -349,7 +355,7 @@ def test_generators_must_share_concepts(generators, tmp_path):
         "visual": {**generators["visual"], "concepts": tmp_path / "odd.safetensors"},
     }
     with pytest.raises(
-        ValueError, match=r"generators 'visual' and 'language' must describe the same stimuli"
+        ValueError, match=r"generators 'language' and 'visual' must describe the same stimuli"
     ):
         make_demo_dataset(tmp_path / "ds", generators=odd)
     assert not (tmp_path / "ds").exists()  # validated before anything is written

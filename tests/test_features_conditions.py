@@ -113,8 +113,10 @@ def test_config_support_considers_requires_image(monkeypatch):
         config_module.EXTRACTOR_MODALITIES, "needy_joint", frozenset({"text", "image"})
     )
     conditions = list(CONDITIONS)
+    visual_language = [c for c in conditions if c != "audio"]
     assert config_module._supported({"extractor": "needy_text"}, conditions) == []
-    assert config_module._supported({"extractor": "needy_joint"}, conditions) == conditions
+    assert config_module._supported({"extractor": "needy_joint"}, conditions) == visual_language
+    assert config_module._supported({"extractor": "audio_encoder"}, conditions) == ["audio"]
     assert config_module._supported({"extractor": "text_encoder"}, conditions) == [
         "sentence",
         "word",
@@ -133,7 +135,7 @@ def test_config_support_considers_requires_image(monkeypatch):
 
 def test_text_only_conditions_feed_the_noise_image(stim, noise_dir):
     fake = FakeJoint()
-    assert supported_conditions(fake) == list(CONDITIONS)
+    assert supported_conditions(fake) == [c for c in CONDITIONS if c != "audio"]
     sentences = pd.read_csv(stim / "sentences.tsv", sep="\t")
     for condition, folder in (("sentence", noise_dir), ("picture", stim), ("word", noise_dir)):
         arrays, meta = extract_concept_features(fake, stim, condition, [1], noise_dir)

@@ -31,6 +31,7 @@ __all__ = [
     "model_conditions",
     "analysis_units",
     "task_conditions",
+    "condition_runs_on",
     "analyses",
     "stimulus_sets",
     "FEATURE_KINDS",
@@ -62,7 +63,11 @@ CONDITION_MODALITIES: dict[str, frozenset[str]] = {
     "vision": frozenset({"image"}),
     "joint": frozenset({"text", "image"}),
     "wordpicture": frozenset({"text", "image"}),
+    "audio": frozenset({"audio"}),
 }
+#: Conditions that only some feature kinds can run (the soundtrack is the naturalistic
+#: runs' own); every other condition runs on every kind.
+CONDITION_FEATURE_KINDS: dict[str, frozenset[str]] = {"audio": frozenset({"naturalistic"})}
 
 # Modalities of each built-in extractor, from the registry's table (no torch import).
 EXTRACTOR_MODALITIES: dict[str, frozenset[str]] = {
@@ -432,7 +437,16 @@ def task_conditions(config: Mapping[str, Any], task: str, model: str) -> list[st
     """Conditions of ``model`` scored against ``task`` (the task's ``conditions``, if set)."""
     wanted = config["dataset"]["tasks"][task].get("conditions")
     supported = _supported(config["models"][model], config["conditions"])
-    return [c for c in supported if wanted is None or c in wanted]
+    return [
+        c for c in supported
+        if (wanted is None or c in wanted) and condition_runs_on(config, task, c)
+    ]
+
+
+def condition_runs_on(config: Mapping[str, Any], task: str, condition: str) -> bool:
+    """Whether ``condition`` can run on ``task``'s stimuli (``audio``: naturalistic only)."""
+    kind = FEATURE_KINDS[config["dataset"]["tasks"][task]["kind"]]
+    return kind in CONDITION_FEATURE_KINDS.get(condition, {kind})
 
 
 def analyses(config: Mapping[str, Any]) -> list[tuple[str, str, str]]:

@@ -2,6 +2,7 @@
 import re
 
 from brainalign.config import (
+    condition_runs_on,
     CONDITION_MODALITIES,
     SYNTHETIC_FORMATS,
     analyses,
@@ -150,6 +151,7 @@ def get_generator_features(wildcards=None):
         f"{roi}_{task}": features_path(task, gen["model"], gen["condition"])
         for roi, gen in config["demo"]["generators"].items()
         for task in TASKS
+        if condition_runs_on(config, task, gen["condition"])
     }
 
 

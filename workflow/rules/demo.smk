@@ -10,6 +10,7 @@ rule make_demo_stimuli:
         words=f"{STIMULI}/naturalistic/words.tsv",
         frames=f"{STIMULI}/naturalistic/frames.tsv",
         images=directory(f"{STIMULI}/images"),
+        audio=directory(f"{STIMULI}/naturalistic/audio"),
     log:
         "results/logs/make_demo_stimuli.log",
     conda:

@@ -7,7 +7,14 @@ from brainalign.logs import log_to_file
 with log_to_file(snakemake.log[0]):
     demo = snakemake.params.demo
     generators = {
-        roi: {**{task: snakemake.input[f"{roi}_{task}"] for task in snakemake.params.tasks}, "layer": gen["layer"]}
+        roi: {
+            **{
+                task: snakemake.input[f"{roi}_{task}"]
+                for task in snakemake.params.tasks
+                if f"{roi}_{task}" in snakemake.input.keys()
+            },
+            "layer": gen["layer"],
+        }
         for roi, gen in demo["generators"].items()
     }
     make_demo_dataset(

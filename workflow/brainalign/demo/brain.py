@@ -1,8 +1,9 @@
-"""The demo brain: nilearn's MNI152 brain mask on a coarse grid, and a three-ROI atlas.
+"""The demo brain: nilearn's MNI152 brain mask on a coarse grid, and a four-ROI atlas.
 
 ROIs are spheres around MNI coordinates: ``language`` (left inferior frontal gyrus and left
-posterior temporal cortex), ``visual`` (left and right occipital pole) and ``control`` (right
-precentral gyrus, motor cortex). Labels are written in registry order without overwriting,
+posterior temporal cortex), ``visual`` (left and right occipital pole), ``control`` (right
+precentral gyrus, motor cortex) and ``auditory`` (left and right Heschl's gyrus / superior
+temporal gyrus; driven only when a config plants it from audio features, else noise). Labels are written in registry order without overwriting,
 so overlapping spheres keep the first label.
 """
 
@@ -25,6 +26,7 @@ ROI_SPHERES: dict[str, tuple[int, tuple[tuple[float, float, float], ...]]] = {
     "language": (1, ((-50.0, 22.0, 8.0), (-56.0, -44.0, 6.0))),
     "visual": (2, ((-18.0, -92.0, 2.0), (18.0, -92.0, 2.0))),
     "control": (3, ((38.0, -22.0, 56.0),)),
+    "auditory": (4, ((-54.0, -14.0, 8.0), (54.0, -14.0, 8.0))),
 }
 ROI_RADIUS_MM = 14.0
 

@@ -151,12 +151,24 @@ def load_generator_features(roi: str, spec: Mapping[str, Any]) -> dict[str, Any]
 
 
 def _same_design(gen: dict, first: dict) -> bool:
-    same = gen["tasks"] == first["tasks"]
-    if same and "concepts" in gen["tasks"]:
+    """Two generators describe the same stimuli in every task both cover."""
+    same = True
+    if "concepts" in gen["tasks"] and "concepts" in first["tasks"]:
         same = sorted(gen["stimuli"]) == sorted(first["stimuli"])
-    if same and "naturalistic" in gen["tasks"]:
+    if same and "naturalistic" in gen["tasks"] and "naturalistic" in first["tasks"]:
         same = np.array_equal(gen["run"], first["run"]) and gen["tr"] == first["tr"]
     return same
+
+
+def _tasks(loaded: Mapping[str, dict]) -> list[str]:
+    """The simulated tasks: those of any generator (an audio generator drives only the
+    naturalistic task; in the others its ROI is noise)."""
+    return [task for task in _TASKS if any(task in gen["tasks"] for gen in loaded.values())]
+
+
+def _driving(loaded: Mapping[str, dict], task: str) -> dict[str, dict]:
+    """The generators that drive ``task``."""
+    return {roi: gen for roi, gen in loaded.items() if task in gen["tasks"]}
 
 
 def _load_generators(generators: Mapping[str, Mapping], rois: dict[str, int]) -> dict[str, dict]:
@@ -169,16 +181,19 @@ def _load_generators(generators: Mapping[str, Mapping], rois: dict[str, int]) ->
             f"{got}. The 'control' ROI is never driven."
         )
     loaded = {roi: load_generator_features(roi, generators[roi]) for roi in sorted(generators)}
-    first_roi, first = next(iter(loaded.items()))
     for roi, gen in loaded.items():
-        if not _same_design(gen, first):
-            raise ValueError(
-                f"generators '{roi}' and '{first_roi}' must describe the same stimuli; got "
-                "different tasks, concept sets, runs or TR. Extract both from the same stimuli."
-            )
-        if "concepts" in gen["tasks"]:  # realign rows to the first generator's concept order
-            order = [gen["stimuli"].index(c) for c in first["stimuli"]]
-            gen["concepts"], gen["stimuli"] = gen["concepts"][order], list(first["stimuli"])
+        for first_roi, first in loaded.items():
+            if not _same_design(gen, first):
+                raise ValueError(
+                    f"generators '{roi}' and '{first_roi}' must describe the same stimuli; got "
+                    "different concept sets, runs or TR. Extract both from the same stimuli."
+                )
+    concepts = _driving(loaded, "concepts")
+    if concepts:  # realign rows to the first concept generator's order
+        order_of = next(iter(concepts.values()))["stimuli"]
+        for gen in concepts.values():
+            order = [gen["stimuli"].index(c) for c in order_of]
+            gen["concepts"], gen["stimuli"] = gen["concepts"][order], list(order_of)
     return loaded
 
 
@@ -190,9 +205,10 @@ def _rng(seed: int, subject: int, stream: str, roi: int = 0) -> np.random.Genera
 
 def _planted(task, loaded, roi_of_voxel, rois, seed, subject, snr) -> np.ndarray:
     """Signal (n_samples, n_mask_voxels), in units of the noise sd; 0 outside driven ROIs."""
-    any_gen = next(iter(loaded.values()))
+    driving = _driving(loaded, task)
+    any_gen = next(iter(driving.values()))
     signal = np.zeros((len(any_gen[task]), len(roi_of_voxel)))
-    for roi, gen in loaded.items():
+    for roi, gen in driving.items():
         columns = np.flatnonzero(roi_of_voxel == rois[roi])
         rng = _rng(seed, subject, "weights", rois[roi])  # same weights for both tasks
         weights = random_projection(gen[task].shape[1], len(columns), random_state=rng)
@@ -291,8 +307,9 @@ def _write_naturalistic(out, sub, sim, mask, affine, tr) -> None:
 
 def _write_truth_arrays(out, sub, task, signal, roi_of_voxel, ijk, loaded, rois, snr) -> None:
     """The planted signal of the driven voxels, labelled (units: noise sd)."""
-    gen = next(iter(loaded.values()))
-    driven = np.isin(roi_of_voxel, [rois[name] for name in loaded])
+    driving = _driving(loaded, task)
+    gen = next(iter(driving.values()))
+    driven = np.isin(roi_of_voxel, [rois[name] for name in driving])
     arrays = {
         "signal": signal[:, driven].astype(np.float32),
         "roi": roi_of_voxel[driven].astype(np.int32),
@@ -312,17 +329,18 @@ def _write_truth_arrays(out, sub, task, signal, roi_of_voxel, ijk, loaded, rois,
 def _simulate_subject(out, index, loaded, brain, params) -> None:
     mask, affine, roi_of_voxel, ijk, rois = brain
     sub, seed, snr = f"{index + 1:02d}", params["seed"], params["snr"]
-    for task in next(iter(loaded.values()))["tasks"]:
+    for task in _tasks(loaded):
         signal = _planted(task, loaded, roi_of_voxel, rois, seed, index, snr)
         rng = _rng(seed, index, task)
+        driving = _driving(loaded, task)
         if task == "concepts":
             sim = _simulate_concepts(
-                loaded, signal, params["n_concept_runs"], params["n_contexts"], random_state=rng
+                driving, signal, params["n_concept_runs"], params["n_contexts"], random_state=rng
             )
             _write_concepts(out, sub, sim, mask, affine)
         else:
-            sim = _simulate_naturalistic(loaded, signal, params["ar1_phi"], random_state=rng)
-            _write_naturalistic(out, sub, sim, mask, affine, next(iter(loaded.values()))["tr"])
+            sim = _simulate_naturalistic(driving, signal, params["ar1_phi"], random_state=rng)
+            _write_naturalistic(out, sub, sim, mask, affine, next(iter(driving.values()))["tr"])
         _write_truth_arrays(out, sub, task, signal, roi_of_voxel, ijk, loaded, rois, snr)
         save_nifti(
             _volume(sim["fraction"], mask, affine, None),
@@ -339,7 +357,8 @@ def _simulate_subject(out, index, loaded, brain, params) -> None:
 def _write_ground_truth(out: Path, loaded: dict, rois: dict, params: dict) -> None:
     truth = {
         "generators": {roi: gen["record"] for roi, gen in loaded.items()},
-        "tasks": next(iter(loaded.values()))["tasks"],
+        "tasks": _tasks(loaded),
+        "driven_tasks": {roi: gen["tasks"] for roi, gen in loaded.items()},
         "undriven_rois": sorted(set(rois) - set(loaded)),
         "rois": rois,
         **params,

@@ -21,6 +21,7 @@ import pandas as pd
 
 from ..io import atomic_write, write_table
 from ._checks import check_positive_float, check_positive_int, seed_streams
+from .audio import write_soundtracks
 
 __all__ = ["make_demo_stimuli", "load_concept_words", "load_sentence_templates", "IMAGE_SOURCES"]
 
@@ -295,19 +296,22 @@ def make_demo_stimuli(
     Returns
     -------
     out_dir : Path
-        Holds ``concepts.tsv``, ``sentences.tsv``, ``images/*.png`` and
-        ``naturalistic/{runs,words,frames}.tsv``.
+        Holds ``concepts.tsv``, ``sentences.tsv``, ``images/*.png``,
+        ``naturalistic/{runs,words,frames}.tsv`` and the runs' soundtracks
+        ``naturalistic/audio/run-XX.wav`` (:mod:`brainalign.demo.audio`).
     """
     _check_stimuli_params(n_concepts, n_contexts, n_runs, n_trs, tr, image_size)
     out_dir = Path(out_dir)
-    rng_sentences, rng_images, rng_words, rng_frames = seed_streams(seed, 4)
+    rng_sentences, rng_images, rng_words, rng_frames, rng_audio = seed_streams(seed, 5)
     concepts = load_concept_words()[:n_concepts]
     sentences = make_sentences(concepts, n_contexts, random_state=rng_sentences)
     images = _write_concept_images(out_dir, concepts, image_size, random_state=rng_images)
     run_ms = int(round(n_trs * tr * 1000))
     words = make_transcript(sentences, n_runs, run_ms, random_state=rng_words)
     frames = make_frames(images, n_runs, run_ms, random_state=rng_frames)
-    runs = pd.DataFrame({"run": np.arange(1, n_runs + 1), "tr": float(tr), "n_trs": n_trs})
+    audio = write_soundtracks(out_dir, n_runs, run_ms / 1000, random_state=rng_audio)
+    runs = pd.DataFrame(
+        {"run": np.arange(1, n_runs + 1), "tr": float(tr), "n_trs": n_trs, "audio": audio})
     write_table(pd.DataFrame({"concept": concepts, "image": images}), out_dir / "concepts.tsv")
     write_table(sentences, out_dir / "sentences.tsv")
     write_table(runs, out_dir / "naturalistic" / "runs.tsv")

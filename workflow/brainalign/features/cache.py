@@ -37,6 +37,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from brainalign.features.audio_windows import audio_files
 from brainalign.features.conditions import uses_images, uses_noise
 from brainalign.features.registry import ModelSpec, extractor_code_hash, extractor_requires_image
 from brainalign.io import atomic_write, read_table, sha256_file, write_json
@@ -146,6 +147,7 @@ def stimulus_checksum(
     task: str,
     images: bool,
     noise_dir: str | os.PathLike | None = None,
+    audio: bool = False,
 ) -> dict[str, str | None]:
     """Checksums of the stimuli one extraction reads.
 
@@ -157,6 +159,8 @@ def stimulus_checksum(
         Include the image files of the task (concept pictures or frames).
     noise_dir : path, optional
         Include the noise folder's table and images (conditions showing noise).
+    audio : bool
+        Include the runs' soundtracks (naturalistic/runs.tsv column ``audio``).
 
     Returns
     -------
@@ -170,6 +174,9 @@ def stimulus_checksum(
     files = [t for t in _TASK_TABLES[task] if (root / t).exists()]
     if images:
         files += _image_column(root, task)
+    if audio:
+        runs = read_table(root / "naturalistic" / "runs.tsv")
+        files += audio_files(root, runs)
     result: dict[str, str | None] = {"stimuli": _hash_files(root, files), "noise": None}
     if noise_dir is not None:
         noise = Path(noise_dir)
@@ -237,7 +244,8 @@ def feature_cache_key(
         "condition": condition,
         "resampling": dict(resampling) if task == "naturalistic" and resampling else None,
         **stimulus_checksum(
-            stimuli_dir, task, uses_images(condition, requires_image), noise_dir if noise else None
+            stimuli_dir, task, uses_images(condition, requires_image), noise_dir if noise else None,
+            audio=condition == "audio",
         ),
     }
     key = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()

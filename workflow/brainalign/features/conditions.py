@@ -27,7 +27,14 @@ condition        inputs           paper
 ``language``     text             002: video, language stream only (transcript words)
 ``vision``       image            002: video, vision stream only (frames)
 ``joint``        text + image     002: video, both streams
+``audio``        audio            002: video, the soundtrack (naturalistic task only)
 ===============  ===============  ==================================================
+
+``audio`` reads each naturalistic run's soundtrack (runs.tsv column ``audio``), one
+window per TR (:mod:`brainalign.features.audio_windows`); audio models (extractor
+``audio_encoder``) run only it, and only on naturalistic tasks. Joint models of vision,
+language and audio, and the models that drop one of them, are banded-ridge models over
+the three feature spaces (``encoding.joint``).
 
 The video conditions are streams over events: words (words.tsv, each in its
 sentence) and frames (frames.tsv), resampled to the TRs. On the concept task they
@@ -83,6 +90,7 @@ CONDITIONS: dict[str, tuple[str, ...]] = {
     "vision": ("image",),
     "joint": ("text", "image"),
     "wordpicture": ("word", "images"),
+    "audio": ("audio",),
 }
 # The model input each condition input needs.
 INPUT_MODALITY = {
@@ -91,6 +99,7 @@ INPUT_MODALITY = {
     "image": "image",
     "noise": "image",
     "images": "image",
+    "audio": "audio",
 }
 IMAGE_INPUTS = ("image", "images", "noise")
 
@@ -138,9 +147,10 @@ def resolve_streams(
     image = [i for i in inputs if INPUT_MODALITY[i] == "image"]
     if text and not image and requires_image:
         image = ["noise"]
+    audio = [i for i in inputs if INPUT_MODALITY[i] == "audio"]
     if text and image and joint:
-        return (f"{text[0]}+{image[0]}",)
-    return (*text, *image)
+        return (f"{text[0]}+{image[0]}", *audio)
+    return (*text, *image, *audio)
 
 
 def uses_noise(condition: str, requires_image: bool = False) -> bool:

@@ -46,6 +46,7 @@ from PIL import Image
 
 from brainalign.datasets.units import ALIGNMENTS, event_ids
 from brainalign.features.align import event_times, lanczos_resample, tr_times
+from brainalign.features.audio_windows import run_windows
 from brainalign.features.cache import FeatureCache, feature_cache_key
 from brainalign.features.conditions import (
     CONDITIONS,
@@ -366,6 +367,8 @@ def _images_plan(extractor: FeatureExtractor, stream: str, ctx: _Concepts) -> St
 
 
 def _concept_plan(extractor: FeatureExtractor, stream: str, ctx: _Concepts) -> StreamPlan:
+    if stream == "audio":
+        raise _no_audio("concept")
     text, image = _split(stream)
     n = len(ctx.concepts)
     if image == "images":
@@ -504,7 +507,30 @@ class _Naturalistic:
         return int(self.runs["n_trs"].sum())
 
 
+def _audio_plan(extractor: FeatureExtractor, stream: str, ctx: _Naturalistic) -> StreamPlan:
+    """One row per TR: each TR's window of the run's soundtrack (runs.tsv column audio)."""
+    rate = int(extractor.sampling_rate)
+    runs = list(run_windows(ctx.stimuli_dir, ctx.runs, rate))
+    windows = [window for run in runs for window in run]
+    logger.info("%s stream: %d TR windows at %d Hz", stream, len(windows), rate)
+
+    def encode(part: slice, keys: Sequence[Key]) -> Outputs:
+        return extractor.encode_audio(windows[part], keys)
+
+    n = len(windows)
+    return StreamPlan(stream, np.ones(n, dtype=np.int64), encode, np.arange(n), _identity, n)
+
+
+def _no_audio(task: str) -> ValueError:
+    return ValueError(
+        f"condition 'audio' reads the soundtrack of naturalistic runs (runs.tsv column "
+        f"'audio'); the {task} task has none. Drop 'audio' from the task's conditions."
+    )
+
+
 def _naturalistic_plan(extractor: FeatureExtractor, stream: str, ctx: _Naturalistic) -> StreamPlan:
+    if stream == "audio":
+        return _audio_plan(extractor, stream, ctx)
     text, image = _split(stream)
     if text is None:
         frames = ctx.table("frames.tsv", ["image"])
@@ -552,6 +578,8 @@ def scene_cut_sentences(words: pd.DataFrame, cuts: pd.DataFrame) -> np.ndarray:
 
 
 def _word_events_plan(extractor: FeatureExtractor, stream: str, ctx: _Naturalistic) -> StreamPlan:
+    if stream == "audio":
+        raise _no_audio("word_events")
     text, image = _split(stream)
     words = ctx.table("words.tsv", ["word", "sentence", "char_start", "char_end"])
     n = len(words)
@@ -583,6 +611,8 @@ def _scene_cuts(ctx: _Naturalistic) -> pd.DataFrame:
 
 
 def _scene_events_plan(extractor: FeatureExtractor, stream: str, ctx: _Naturalistic) -> StreamPlan:
+    if stream == "audio":
+        raise _no_audio("scene_events")
     text, image = _split(stream)
     cuts = _scene_cuts(ctx)
     n = len(cuts)

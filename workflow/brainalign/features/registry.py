@@ -95,7 +95,7 @@ class ExtractorInfo(NamedTuple):
     module : str
         The module that registers the extractor.
     modalities : frozenset of str
-        Subset of {"text", "image"}: the inputs the model reads.
+        Subset of {"text", "image", "audio"}: the inputs the model reads.
     requires_image : bool
         The model cannot read text without an image; text-only conditions feed it the
         seeded noise image (so they need the noise images, like condition "noise").
@@ -130,6 +130,7 @@ BUILTIN_EXTRACTORS: dict[str, tuple[str, frozenset[str]] | ExtractorInfo] = {
     "idefics2": ExtractorInfo("brainalign.features.generative", _BOTH),
     "qwen2_vl": ExtractorInfo("brainalign.features.generative", _BOTH),
     "llava_next": ExtractorInfo("brainalign.features.llava_next", _BOTH),
+    "audio_encoder": ExtractorInfo("brainalign.features.audio", frozenset({"audio"})),
 }
 _REGISTRY: dict[str, Callable[[ModelSpec], FeatureExtractor]] = {}
 
@@ -367,6 +368,10 @@ class FeatureExtractor(Protocol):
     pseudo_layers : dict of int to str, default {}
         Extra layer indices past the hidden states (``{n_layers: "embeds"}``), summed
         across streams instead of concatenated.
+
+    encode_audio(windows, layers) : audio models (modality "audio") only
+        Mean hidden states of each mono window at the extractor's ``sampling_rate``
+        attribute (one window per TR, :mod:`brainalign.features.audio_windows`).
 
     Every encoder returns one float32 array per requested layer (int keys) and, when
     ``spec.attention_heads`` is set, ``"heads-XX"`` arrays of shape (n_rows, n_heads,
