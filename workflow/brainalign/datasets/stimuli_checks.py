@@ -63,9 +63,8 @@ def check_spans(stimuli_root: str | Path, source: str = "config/config.yaml") ->
         if miss is not None:
             row, values = miss
             start, end = int(values["char_start"]), int(values["char_end"])
-            bad = sum(1 for _ in filter(None, (
-                span_misses(str(s), int(a), int(b), str(w), exact) for s, a, b, w in zip(
-                    table["sentence"], table["char_start"], table["char_end"], table[column])))))
+            bad = sum(span_misses(str(s), int(a), int(b), str(w), exact) for s, a, b, w in zip(
+                table["sentence"], table["char_start"], table["char_end"], table[column]))
             raise ValueError(
                 f"stimuli '{path}' row {row + 2}: span [{start}, {end}) selects "
                 f"{str(values['sentence'])[start:end]!r}, expected the {column} "
