@@ -235,3 +235,12 @@ def test_git_commit_is_read_from_packed_refs_without_git(tmp_path):
     assert not (repo / ".git" / "refs" / "heads" / "main").exists()
     assert _read_commit(_git_dir(repo)) == head
     assert git_info(repo)["commit"] == head and git_info(repo)["checkout"] == str(repo)
+
+
+def test_validate_config_runs_the_fault_checks_before_any_job():
+    from brainalign.config import ConfigError, validate_config
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["encoding"]["block_size"] = 200
+    with pytest.raises(ConfigError, match=r"^config 'encoding.block_size' must cut the runs"):
+        validate_config(config)

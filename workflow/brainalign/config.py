@@ -190,7 +190,24 @@ def validate_config(
     from .contrasts._checks import check_contrasts  # noqa: PLC0415 (keeps config import light)
 
     check_contrasts(config, source)
+    _check_data_faults(config, source, Path(workdir))
     return config
+
+
+def _check_data_faults(config: dict[str, Any], source: str, workdir: Path) -> None:
+    """Encoding settings against the run lengths, and stimulus spans, before any job."""
+    from .datasets.stimuli_checks import check_spans  # noqa: PLC0415
+    from .encoding._checks import check_encoding_config  # noqa: PLC0415
+
+    try:
+        check_encoding_config(config, source, workdir)
+        if config["dataset"]["format"] not in SYNTHETIC_FORMATS:
+            for root in {config["stimuli"]["root"], *(spec["stimuli"] for spec in
+                                                       config["dataset"]["tasks"].values()
+                                                       if spec.get("stimuli"))}:
+                check_spans(workdir / root, source)
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
 
 
 def _normalize_tasks(tasks: Any) -> dict[str, dict[str, Any]]:
