@@ -83,6 +83,22 @@ def test_timeseries_with_delays_and_result_shape():
     assert result.r[INTERACTION].mean() > result.r[UNIMODAL].mean() + 0.2
 
 
+def test_pca_residualisation_handles_unimodal_spaces_wider_than_a_fold():
+    """A 300-wide unimodal space (rank 6, as real hidden states are far from full rank) and
+    120 training rows: OLS cannot be fitted, the first 6 training-fold components can, and
+    the planted voxels come out as with OLS on the 6 generating features."""
+    X, U, Y = _planted(0, n_unimodal=6)
+    wide = U @ np.random.default_rng(9).standard_normal((6, 300))
+    with pytest.raises(ValueError, match="Set config 'paper002.residual_components'"):
+        fit_residual_encoding(X, [wide], Y, random_state=0, **KW)
+    components = fit_residual_encoding(X, [wide], Y, random_state=0, n_components=6, **KW).r
+    exact = fit_residual_encoding(X, [U], Y, random_state=0, **KW).r
+    np.testing.assert_allclose(components, exact, atol=1e-3)
+    assert components[INTERACTION].mean() > 0.3 and abs(components[UNIMODAL].mean()) < 0.05
+    with pytest.raises(ValueError, match=r"'paper002.residual_components' must be between 1 and 119"):
+        residualize(X, [wide], np.arange(120), n_components=500)
+
+
 def test_errors():
     X, U, Y = _planted(5, n_unimodal=6)
     with pytest.raises(ValueError, match="'unimodal' must be a non-empty list"):

@@ -24,6 +24,8 @@ rule fit_residual_encoding:
     params:
         layer=config["paper002"]["layer"],
         unimodal=[space["layer"] for space in config["paper002"]["residual"]],
+        residual_alpha=config["paper002"]["residual_alpha"],
+        residual_components=config["paper002"]["residual_components"],
         encoding=config["encoding"],
         seed=SEED,
     script:

@@ -20,4 +20,6 @@ with log_to_file(snakemake.log[0]):
         params=snakemake.params.encoding,
         seed=snakemake.params.seed,
         out_units=snakemake.output.units,
+        residual_alpha=snakemake.params.residual_alpha,
+        residual_components=snakemake.params.residual_components,
     )

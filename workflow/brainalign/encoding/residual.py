@@ -62,6 +62,7 @@ def residualize(
     unimodal: Sequence[np.ndarray],
     train: np.ndarray,
     alpha: float = 0.0,
+    n_components: int | None = None,
 ) -> np.ndarray:
     """Joint features minus their linear prediction from the unimodal features.
 
@@ -78,6 +79,12 @@ def residualize(
         0 (default): ordinary least squares, which needs n_train > n_unimodal. A positive
         value: ridge with that penalty (its shrinkage leaves part of the unimodal
         features in the residuals; see the module docstring).
+    n_components : int, optional
+        Regress on the first ``n_components`` principal components of the z-scored
+        unimodal features instead of on all of them, the components computed from the
+        training rows only (SVD). For unimodal spaces wider than the training fold:
+        OLS on the components stays exact on them; what they leave out (the low-variance
+        directions) stays in the residuals.
 
     Returns
     -------
@@ -95,16 +102,27 @@ def residualize(
         )
     if not (np.isfinite(alpha) and alpha >= 0):
         raise ValueError(f"'alpha' of the residualisation must be >= 0; got {alpha!r}")
-    if alpha == 0 and train.size <= U.shape[1]:
+    width = U.shape[1] if n_components is None else int(n_components)
+    if n_components is not None and not 1 <= width <= min(U.shape[1], train.size - 1):
+        raise ValueError(
+            f"config 'paper002.residual_components' must be between 1 and "
+            f"{min(U.shape[1], train.size - 1)} (unimodal features, training rows - 1); got "
+            f"{n_components}. Lower it"
+        )
+    if alpha == 0 and train.size <= width:
         raise ValueError(
             f"OLS residualisation needs more training rows than unimodal features; got "
-            f"{train.size} rows and {U.shape[1]} features. Reduce the unimodal features "
-            "(e.g. PCA within the fold) or pass a positive 'alpha'"
+            f"{train.size} rows and {U.shape[1]} features. Set config "
+            "'paper002.residual_components' (PCA within the fold) or a positive "
+            "'paper002.residual_alpha'"
         )
     U_train, U_all = standardize(U.astype(np.float64), train, np.arange(U.shape[0]))
+    if n_components is not None:
+        basis = np.linalg.svd(U_train, full_matrices=False)[2][:width].T
+        U_train, U_all = U_train @ basis, U_all @ basis
     X = X.astype(np.float64)
     x_mean = X[train].mean(axis=0)
-    gram = U_train.T @ U_train + alpha * np.eye(U.shape[1])
+    gram = U_train.T @ U_train + alpha * np.eye(U_train.shape[1])
     coef = np.linalg.solve(gram, U_train.T @ (X[train] - x_mean))
     return (X - x_mean - U_all @ coef).astype(np.float32)
 
@@ -124,6 +142,7 @@ def fit_residual_encoding(
     n_targets_batch: int | None = None,
     scoring: str = "fold_mean",
     alpha: float = 0.0,
+    n_components: int | None = None,
 ) -> EncodingResult:
     """Encode the residual of joint on unimodal features, residualised inside each fold.
 
@@ -140,6 +159,9 @@ def fit_residual_encoding(
         As :func:`~brainalign.encoding.ridge.fit_encoding` (same folds, same seeds).
     alpha : float
         Penalty of the residualising regression (:func:`residualize`; 0 = OLS).
+    n_components : int, optional
+        Principal components of the unimodal features regressed out (:func:`residualize`;
+        None = all the features).
 
     Returns
     -------
@@ -165,7 +187,8 @@ def fit_residual_encoding(
     )
 
     def fitter(train, test, inner):
-        residuals = make_delays(residualize(X, unimodal, train, alpha), delays, groups)
+        residuals = make_delays(
+            residualize(X, unimodal, train, alpha, n_components), delays, groups)
         R_train, R_test = standardize(residuals, train, test)
         fit = fit_predict_ridge_cv(
             R_train, Y, R_test, grid, inner, rows=train, form=form,

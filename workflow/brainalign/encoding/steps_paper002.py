@@ -35,6 +35,8 @@ def run_fit_residual_encoding(
     seed: int,
     out_units: PathLike,
     labels: Mapping[str, Any] | None = None,
+    residual_alpha: float = 0.0,
+    residual_components: int | None = None,
 ) -> pd.DataFrame:
     """Held-out r of the residual representation at every unit of one subject x task.
 
@@ -54,6 +56,9 @@ def run_fit_residual_encoding(
         One row per unit: ``unit``, ``r``, ``r2``, ``excluded``, ROI names and location.
     labels : mapping, optional
         Extra columns (e.g. ``residual``: the analysis name).
+    residual_alpha, residual_components
+        The residualising regression (config ``paper002.residual_alpha`` /
+        ``residual_components``; :func:`~brainalign.encoding.residual.residualize`).
     """
     Y, groups, meta, arrays = load_brain(brain_path)
     spaces = {"joint": joint, **{f"unimodal{k}": space for k, space in enumerate(unimodal)}}
@@ -65,7 +70,8 @@ def run_fit_residual_encoding(
     usable = _usable(arrays, meta)
     kwargs = _fit_kwargs(params, meta["kind"], groups, seed)
     result = fit_residual_encoding(
-        matrices.pop("joint"), list(matrices.values()), Y[:, usable], **kwargs
+        matrices.pop("joint"), list(matrices.values()), Y[:, usable], **kwargs,
+        alpha=float(residual_alpha), n_components=residual_components,
     )
     table = pd.DataFrame({"unit": range(usable.size), "excluded": ~usable})
     for name in ("r", "r2"):
