@@ -153,6 +153,8 @@ def test_text_only_conditions_feed_the_noise_image(stim, noise_dir):
             {"sentence": "text+noise", "picture": "text+image"}.get(condition, "word+noise")
         ]
         assert ("noise_table_sha256" in meta) == (condition != "picture")
+        # a text-only condition is no true ablation for this model: the stand-in is recorded
+        assert ("stand_in" in meta) == (condition != "picture")
     with pytest.raises(ValueError, match=r"condition 'noise' needs 'noise_dir'"):
         extract_concept_features(fake, stim, "sentence", [1])
 

@@ -825,6 +825,20 @@ class _Extraction:
         yield from self.extra.items()
 
 
+def _stand_in(extractor: FeatureExtractor, condition: str, streams: Sequence[str]) -> dict:
+    """Record (and log) the image a model that cannot read text alone gets in a text-only
+    condition: paper 002's ``language`` ablation is then not a true ablation."""
+    if "image" in condition_modalities(condition) or not any("noise" in s for s in streams):
+        return {}
+    logger.warning(
+        "model '%s' (%s) cannot read text without an image: condition '%s' shows it the "
+        "seeded noise image as a stand-in (recorded in the file's 'stand_in')",
+        extractor.spec.name, extractor.spec.extractor, condition,
+    )
+    return {"stand_in": {"image": "seeded noise image (make_noise_images)",
+                         "why": "the architecture requires an image input"}}
+
+
 def _noise_record(streams: Sequence[str], noise_dir: str | os.PathLike | None) -> dict:
     if noise_dir is None or not any("noise" in s for s in streams):
         return {}
@@ -850,6 +864,7 @@ def _extract(
     keys = resolve_layers(
         extractor.spec.layers if layers is None else layers, extractor.n_layers, pseudo
     )
+    stand_in = _stand_in(extractor, condition, streams)
     plans, task_meta, extra = _PLANNERS[task](extractor, Path(stimuli_dir), streams, options)
     spills = []
     for s, plan in enumerate(plans):
@@ -859,7 +874,7 @@ def _extract(
     arrays = _output_arrays(extractor, plans, spills, keys)
     shapes = {a.name: _shape(a, plans, spills) for a in arrays}
     metadata = _metadata(extractor, condition, keys, plans, arrays, shapes)
-    metadata.update(task_meta, **_noise_record(streams, options["noise_dir"]))
+    metadata.update(task_meta, **_noise_record(streams, options["noise_dir"]), **stand_in)
     logger.info(
         "extracting %s features of model '%s' (%s task): streams %s, %d layers, %d arrays",
         condition,
