@@ -24,7 +24,7 @@ from brainalign.datasets.registry import DatasetError
 from brainalign.datasets.stimuli_checks import check_spans
 from brainalign.datasets.units import check_flagged_share, roi_masks_from_sets, unit_qc
 from brainalign.encoding import fit_encoding
-from brainalign.encoding._checks import check_encoding_config
+from brainalign.datasets.stimuli_checks import check_encoding_config
 from brainalign.encoding.stats import permutation_test
 from brainalign.gitinfo import _git_dir, _read_commit, git_info
 from brainalign.preprocess import clean_run, mask_run

@@ -196,8 +196,7 @@ def validate_config(
 
 def _check_data_faults(config: dict[str, Any], source: str, workdir: Path) -> None:
     """Encoding settings against the run lengths, and stimulus spans, before any job."""
-    from .datasets.stimuli_checks import check_spans  # noqa: PLC0415
-    from .encoding._checks import check_encoding_config  # noqa: PLC0415
+    from .datasets.stimuli_checks import check_encoding_config, check_spans  # noqa: PLC0415
 
     try:
         check_encoding_config(config, source, workdir)
@@ -561,4 +560,11 @@ def _check_papers(config: dict[str, Any], source: str) -> None:
         raise ConfigError(
             f"config 'paper002.finetuned' names models {tuned['a']!r} and {tuned['b']!r}; both "
             f"must be in 'models' ({', '.join(models)}). Edit {source}."
+        )
+    joints = [joint["name"] for joint in config["encoding"]["joint"]]
+    unknown = [name for name in paper002["streams"] if name not in joints]
+    if unknown:
+        raise ConfigError(
+            f"config 'paper002.streams' names {unknown}, which are not joint models of "
+            f"'encoding.joint' ({', '.join(joints) or 'none'}). Add them there or edit {source}."
         )

@@ -95,74 +95,10 @@ def check_delays(delays: Any) -> tuple[int, ...]:
     return tuple(int(v) for v in values)
 
 
-# ----------------------------------------------------------------------------- config
-#: Distinct block orders below which a permutation p can never reach 0.05.
-MIN_BLOCK_ORDERS = 20
-
-
-def run_lengths(config: Mapping[str, Any], workdir: Any = ".") -> tuple[list[int], str]:
-    """TRs of each naturalistic run as known before any job, and where they come from.
-
-    ``demo.n_trs`` for the synthetic demo, else the ``n_trs`` column of the stimuli's
-    ``naturalistic/runs.tsv`` (empty when it does not exist yet).
-    """
-    from pathlib import Path
-
-    if config["dataset"]["format"] == "synthetic":
-        return [int(config["demo"]["n_trs"])] * len(config["dataset"]["naturalistic_runs"]), \
-            "config 'demo.n_trs'"
-    path = Path(workdir) / config["stimuli"]["root"] / "naturalistic" / "runs.tsv"
-    if not path.is_file():
-        return [], str(path)
-    import pandas as pd
-
-    table = pd.read_csv(path, sep="\t")
-    if "n_trs" not in table:
-        return [], str(path)
-    return [int(n) for n in table["n_trs"]], f"'{path}' (column n_trs)"
-
-
-def block_orders(n_trs: list[int], block_size: int) -> float:
-    """Distinct block permutations of runs of ``n_trs`` TRs (product of n_blocks!)."""
-    from math import lgamma
-
-    return float(np.exp(sum(lgamma(-(-n // block_size) + 1) for n in n_trs)))
-
-
-def check_encoding_config(config: Mapping[str, Any], source: str, workdir: Any = ".") -> None:
-    """Config-time checks of ``encoding`` against the runs: FIR delays and permutation blocks.
-
-    Raises
-    ------
-    ValueError
-        One line naming the key, what was expected, what was found and the fix.
-    """
-    tasks = config["dataset"]["tasks"].values()
-    if not any(spec["kind"] == "naturalistic" for spec in tasks):
-        return
-    encoding = config["encoding"]
-    lengths, where = run_lengths(config, workdir)
-    if not lengths:
-        return
-    shortest, delays = min(lengths), list(encoding["delays"])
-    if max(delays) >= shortest:
-        raise ValueError(
-            f"config 'encoding.delays' must be shorter than every naturalistic run "
-            f"({shortest} TRs in {where}); got delays {delays}. Use delays of a few TRs "
-            f"(e.g. [1, 2, 3, 4]) in {source}."
-        )
-    block = int(encoding["block_size"])
-    if encoding["n_permutations"] and block_orders(lengths, block) < MIN_BLOCK_ORDERS:
-        raise ValueError(
-            f"config 'encoding.block_size' must cut the runs ({lengths} TRs in {where}) into "
-            f"blocks that give at least {MIN_BLOCK_ORDERS} distinct permutations, or no p can "
-            f"reach 0.05; got {block} (blocks per run {[-(-n // block) for n in lengths]}). "
-            f"Use shorter blocks (10-25 TRs) in {source}."
-        )
-
-
 def check_blocks(groups: np.ndarray, block_size: int) -> None:
     """Stop when block permutation within these runs cannot reach p < 0.05."""
+    from ..datasets.stimuli_checks import MIN_BLOCK_ORDERS, block_orders
+
     lengths = [int(np.sum(groups == run)) for run in np.unique(groups)]
     if block_orders(lengths, block_size) < MIN_BLOCK_ORDERS:
         raise ValueError(
