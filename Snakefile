@@ -51,3 +51,4 @@ rule paper000:
 rule paper002:
     input:
         rules.paper002_summary.output,
+        PAPER002_CONTRASTS,

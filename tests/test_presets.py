@@ -83,22 +83,32 @@ def _paper002_config() -> dict:
     """The demo (naturalistic task) + the paper002 preset with tiny stand-ins: CLIP as the
     joint model (its joint / language / vision conditions), its text tower's features
     regressed out (the residual keeps the image part, which drives the visual ROI; OLS needs
-    fewer unimodal features than training TRs, 32 < 120 here), and trained MiniLM vs the
-    same architecture with random weights at every layer."""
+    fewer unimodal features than training TRs, 32 < 120 here), trained MiniLM vs the same
+    architecture with random weights at every layer, a tiny wav2vec 2.0 reading the
+    soundtrack (it drives the auditory ROI), the vision + language + audio joint model and
+    the per-voxel joint-vs-language contrast of CLIP."""
     config = tiny_config()
     preset = yaml.safe_load((REPO / "config" / "presets" / "paper002.yaml").read_text())
     config["dataset"]["tasks"] = {"naturalistic": {"kind": "naturalistic"}}
+    config["dataset"]["rois"] = ["language", "visual", "auditory", "control"]
+    config["demo"]["generators"]["auditory"] = {"model": "wav2vec2", "condition": "audio", "layer": 2}
     minilm = config["models"]["minilm"]
     config["models"] = {
         "clip": config["models"]["clip"],
         "minilm": minilm,
         "minilmrandom": {**minilm, "source": "random"},
+        "wav2vec2": {"extractor": "audio_encoder", "source": "tiny", "layers": [2]},
     }
     config["conditions"] = preset["conditions"]
-    config["encoding"].update(n_permutations=0, joint=[])
-    config["contrasts"] = {"settings": {"n_resamples": 200}}
+    streams = [{"model": "clip", "condition": "vision", "layer": 2},
+               {"model": "minilm", "condition": "language", "layer": 6},
+               {"model": "wav2vec2", "condition": "audio", "layer": 2}]
+    config["encoding"].update(n_permutations=0, joint=[{"name": "streams", "spaces": streams}])
+    pair = preset["contrasts"]["pairs"]["jointVsLanguage"]
+    config["contrasts"] = {"settings": {"n_resamples": 200}, "pairs": {"jointVsLanguage": {
+        side: {**pair[side], "model": "clip", "layer": 2} for side in ("a", "b")}}}
     config["paper002"] = {
-        **preset["paper002"], "model": "clip", "layer": 2,
+        **preset["paper002"], "model": "clip", "layer": 2, "residual_components": None,
         "residual": [{"model": "clip", "condition": "language", "layer": 2}],
         "finetuned": {"a": "minilm", "b": "minilmrandom", "condition": "language"},
     }
@@ -129,5 +139,24 @@ def test_paper002_tables_show_the_planted_rois(paper002_run):
     assert layers.loc[("language", 6), "mean"] > 0 > layers.loc[("control", 6), "mean"]
     assert list(layers.index.get_level_values("layer").unique()) == [3, 6]
     assert not layers.loc["control", "significant"].any()
-    for name in ("paper002_rois.png", "paper002_layers.png"):
+    for name in ("paper002_rois.png", "paper002_layers.png", "paper002_streams.png",
+                 "contrasts_shares.png", "contrasts_task-naturalistic.png"):
         assert (paper002_run / "results/figures" / name).stat().st_size > 10_000
+
+
+def test_paper002_audio_stream_finds_the_auditory_roi(paper002_run):
+    """The soundtrack's features drive the auditory ROI: there, and only there, dropping the
+    audio stream from the vision + language + audio model costs variance; and the vision
+    and language streams are what the visual and language ROIs need."""
+    streams = pd.read_parquet(paper002_run / "results/paper002/tables/paper002_streams.parquet")
+    unique = streams[streams.measure == "unique"].set_index(["roi", "space"])
+    audio = unique.xs("model-wav2vec2_cond-audio_layer-2", level="space")
+    assert audio.loc["auditory", "significant"] and audio.loc["auditory", "mean"] > 0.05
+    assert not audio.loc[["language", "visual", "control"], "significant"].any()
+    assert unique.loc[("visual", "model-clip_cond-vision_layer-2"), "significant"]
+    assert unique.loc[("language", "model-minilm_cond-language_layer-6"), "significant"]
+    # the per-voxel contrast (joint vs language-only CLIP) is significant in the visual ROI
+    group = pd.read_parquet(paper002_run / "results/group/contrasts_group.parquet")
+    visual = group[(group.contrast == "jointVsLanguage") & (group.roi == "visual")]
+    control = group[(group.contrast == "jointVsLanguage") & (group.roi == "control")]
+    assert visual["share_units"].iloc[0] > 0.3 and control["share_units"].iloc[0] < 0.1

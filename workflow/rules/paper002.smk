@@ -2,7 +2,29 @@
 # `snakemake paper002` builds the ROI t-tests of the joint model's conditions (joint vs
 # language-only vs vision-only), the residual representation (unimodal features regressed
 # out inside each training fold) against zero, and the fine-tuned vs pretrained contrast
-# at every layer, with their figures. (PAPER002_* paths and job lists are in common.smk)
+# at every layer, with their figures; and, for the joint models of paper002.streams (banded
+# ridge over e.g. vision, language and audio spaces), the joint r and each stream's unique
+# variance per ROI. (PAPER002_* paths and job lists are in common.smk)
+PAPER002_STREAM_TABLES = expand(
+    JOINT_ROIS, subject=SUBJECTS, task=PAPER002_TASKS, joint=PAPER002["streams"]
+)
+# The per-voxel contrasts of the preset's contrasts.pairs (joint vs language-only vs
+# vision-only): maps of significant delta with FDR, shares per ROI.
+PAPER002_CONTRASTS = (
+    [
+        "results/group/contrasts_group.parquet",
+        *expand(
+            "results/figures/{name}.{ext}",
+            name=[
+                "contrasts_shares",
+                *(f"contrasts_task-{t}" for t in CONTRAST_FIGURE_TASKS),
+            ],
+            ext=FORMATS,
+        ),
+    ]
+    if CONTRAST_JOBS
+    else []
+)
 
 
 rule fit_residual_encoding:
@@ -68,6 +90,7 @@ rule paper002_summary:
         ),
         residual=PAPER002_RESIDUAL_TABLES,
         layers=PAPER002_LAYER_TABLES,
+        streams=PAPER002_STREAM_TABLES,
     output:
         tables=directory("results/paper002/tables"),
         bars=report(
@@ -79,6 +102,14 @@ rule paper002_summary:
             expand(
                 "results/figures/paper002_layers.{ext}",
                 ext=FORMATS if PAPER002_LAYER_TABLES else [],
+            ),
+            caption="../report/paper002.rst",
+            category="Paper 002",
+        ),
+        streams=report(
+            expand(
+                "results/figures/paper002_streams.{ext}",
+                ext=FORMATS if PAPER002_STREAM_TABLES else [],
             ),
             caption="../report/paper002.rst",
             category="Paper 002",

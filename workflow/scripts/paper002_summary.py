@@ -6,7 +6,13 @@ import pandas as pd
 
 from brainalign import io
 from brainalign.logs import log_to_file
-from brainalign.papers.paper002 import encoding_units, paper002_tables, plot_layer_deltas, plot_roi_bars
+from brainalign.papers.paper002 import (
+    encoding_units,
+    paper002_tables,
+    plot_layer_deltas,
+    plot_roi_bars,
+    plot_stream_bars,
+)
 
 with log_to_file(snakemake.log[0]):
     settings = snakemake.params.paper002
@@ -24,7 +30,8 @@ with log_to_file(snakemake.log[0]):
 
     alpha = snakemake.params.alpha
     tables = paper002_tables(units, settings["conditions"], concat(snakemake.input.residual),
-                             concat(snakemake.input.layers), alpha=alpha)
+                             concat(snakemake.input.layers), concat(snakemake.input.streams),
+                             alpha=alpha)
     out = Path(snakemake.output.tables)
     for name, table in tables.items():
         io.write_table(table, out / f"paper002_{name}.parquet")
@@ -32,3 +39,5 @@ with log_to_file(snakemake.log[0]):
     plot_roi_bars(tables, snakemake.output.bars, alpha=alpha, dpi=dpi)
     if snakemake.output.layers:
         plot_layer_deltas(tables["layers"], snakemake.output.layers, dpi=dpi)
+    if snakemake.output.streams:
+        plot_stream_bars(tables["streams"], snakemake.output.streams, alpha=alpha, dpi=dpi)

@@ -21,7 +21,14 @@ from ..contrasts.rois import condition_pair_ttests, roi_ttests, subject_roi_mean
 from ..datasets.units import roi_mask
 from ..figures import _pyplot, save_figure
 
-__all__ = ["encoding_units", "paper002_tables", "plot_roi_bars", "plot_layer_deltas"]
+__all__ = [
+    "encoding_units",
+    "paper002_tables",
+    "stream_ttests",
+    "plot_roi_bars",
+    "plot_layer_deltas",
+    "plot_stream_bars",
+]
 
 PathLike = str | os.PathLike
 
@@ -49,10 +56,34 @@ def encoding_units(voxel_paths: Sequence[PathLike], brain_paths: Mapping[tuple[s
     return pd.concat(tables, ignore_index=True)
 
 
+def stream_ttests(joint_rois: pd.DataFrame, *, alpha: float = 0.05) -> pd.DataFrame:
+    """Per joint model, ROI and stream: is the stream's unique variance above 0 across subjects?
+
+    Parameters
+    ----------
+    joint_rois : DataFrame
+        The joint encoding's per-subject ROI tables (``subject``, ``task``, ``joint``,
+        ``roi``, ``measure``, ``space``, ``value``; rule fit_joint_encoding).
+    alpha : float
+
+    Returns
+    -------
+    DataFrame
+        :func:`~brainalign.contrasts.rois.roi_ttests` rows (one-sided, Holm across ROIs per
+        task x joint x measure x space) for ``joint_r`` (the joint model against 0) and
+        ``unique`` (joint R^2 minus the R^2 of the model without that stream: dropping the
+        stream costs variance).
+    """
+    rows = joint_rois[joint_rois["measure"].isin(["joint_r", "unique"])]
+    return roi_ttests(rows, value="value", by=("task", "joint", "measure", "space"), alpha=alpha)
+
+
 def paper002_tables(conditions_units: pd.DataFrame, conditions: Sequence[str],
                     residual_units: pd.DataFrame | None, layer_units: pd.DataFrame | None,
+                    stream_rois: pd.DataFrame | None = None,
                     *, alpha: float = 0.05) -> dict[str, pd.DataFrame]:
-    """The paper's ROI tests: condition pairs, residual vs 0, fine-tuned - pretrained per layer."""
+    """The paper's ROI tests: condition pairs, residual vs 0, fine-tuned - pretrained per layer,
+    and each stream's unique variance in the joint models of ``paper002.streams``."""
     present = [c for c in conditions if c in set(conditions_units["condition"])]
     tables = {
         "conditions": condition_pair_ttests(conditions_units, present, value="r", by=("task",),
@@ -64,6 +95,8 @@ def paper002_tables(conditions_units: pd.DataFrame, conditions: Sequence[str],
     if layer_units is not None and len(layer_units):
         tables["layers"] = roi_ttests(layer_units, value="delta", by=("task", "contrast", "layer"),
                                       alpha=alpha)
+    if stream_rois is not None and len(stream_rois):
+        tables["streams"] = stream_ttests(stream_rois, alpha=alpha)
     return tables
 
 
@@ -130,5 +163,34 @@ def plot_layer_deltas(layers: pd.DataFrame, paths: Sequence[PathLike], *, dpi: i
         ax.set_ylabel("delta held-out r")
         ax.set_title(f"task {task}: {contrast} at every layer (filled: significant, Holm)", fontsize=8)
         ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    save_figure(fig, paths, dpi)
+
+
+def plot_stream_bars(streams: pd.DataFrame, paths: Sequence[PathLike], *, alpha: float = 0.05,
+                     dpi: int = 120) -> None:
+    """Per task and joint model: each stream's unique R^2 per ROI (mean over subjects, SEM),
+    * where it is above 0 (one-sided t-test across subjects, Holm across ROIs)."""
+    plt = _pyplot()
+    unique = streams[streams["measure"] == "unique"]
+    groups = list(unique.groupby(["task", "joint"], sort=False))
+    fig, axes = plt.subplots(len(groups), 1, figsize=(7, 2.8 * len(groups)), squeeze=False)
+    for ax, ((task, joint), rows) in zip(axes[:, 0], groups):
+        rois = sorted(set(rows["roi"]))
+        spaces = list(dict.fromkeys(rows["space"]))
+        width = 0.8 / len(spaces)
+        for k, space in enumerate(spaces):
+            t = rows[rows["space"] == space].set_index("roi").reindex(rois)
+            x = np.arange(len(rois)) + (k - (len(spaces) - 1) / 2) * width
+            ax.bar(x, t["mean"], width, yerr=t["sem"].fillna(0), capsize=2, label=space)
+            for xi, m, e, s in zip(x, t["mean"], t["sem"].fillna(0), t["significant"].fillna(False)):
+                if s:
+                    ax.text(xi, max(m, 0) + e, "*", ha="center", va="bottom")
+        ax.set_xticks(np.arange(len(rois)), rois)
+        ax.axhline(0, color="0.6", lw=0.6)
+        ax.set_ylabel("unique R$^2$ (joint - without stream)")
+        ax.set_title(f"task {task}, joint model {joint}: what each stream adds "
+                     f"(* p <= {alpha}, one-sided, Holm across ROIs)", fontsize=8)
+        ax.legend(title="stream", fontsize=7, title_fontsize=7, frameon=False)
     fig.tight_layout()
     save_figure(fig, paths, dpi)
