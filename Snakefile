@@ -31,6 +31,7 @@ include: "workflow/rules/rsa.smk"
 include: "workflow/rules/contrasts.smk"
 include: "workflow/rules/paper000.smk"
 include: "workflow/rules/paper002.smk"
+include: "workflow/rules/neurons.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/bundle.smk"
 
@@ -46,6 +47,11 @@ rule all:
 rule paper000:
     input:
         rules.paper000_summary.output,
+
+
+rule paper001:
+    input:
+        rules.summarize_neurons.output,
 
 
 rule paper002:

@@ -46,7 +46,7 @@ FEATURE_KINDS = {"concepts": "concepts", "events": "concepts", "naturalistic": "
 #: Task kinds of event-locked (intracranial) recordings: language- and vision-aligned.
 EPOCH_KINDS = tuple(ALIGNMENTS)
 #: Formats that simulate their dataset in the workflow (the embedded demos).
-SYNTHETIC_FORMATS = ("synthetic", "synthetic_ieeg")
+SYNTHETIC_FORMATS = ("synthetic", "synthetic_ieeg", "synthetic_neurons")
 _TASK_DEFAULTS = {"conditions": None, "stimuli": None}
 
 # Which input streams each condition feeds a model; a model runs a condition only when
@@ -190,6 +190,9 @@ def validate_config(
     from .contrasts._checks import check_contrasts  # noqa: PLC0415 (keeps config import light)
 
     check_contrasts(config, source)
+    from .neurons._checks_config import check_neurons  # noqa: PLC0415
+
+    check_neurons(config, source)
     _check_data_faults(config, source, Path(workdir))
     return config
 

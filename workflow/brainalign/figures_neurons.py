@@ -54,7 +54,7 @@ def plot_network_shares(networks: pd.DataFrame, paths: Sequence[PathLike], dpi: 
             index="network", columns="layer", values="share", aggfunc="mean", sort=False)
         image = ax.imshow(grid.to_numpy(float), cmap="viridis", vmin=0, vmax=vmax, aspect="auto")
         ax.set_xticks(range(grid.shape[1]), [str(c) for c in grid.columns])
-        ax.set_yticks(range(grid.shape[0]), [str(i) for i in grid.index])
+        ax.set_yticks(range(grid.shape[0]), [str(i) for i in grid.index] if ax is axes[0, 0] else [])
         ax.set_xlabel("layer")
         ax.set_title(f"{model} ({condition})", fontsize=9)
         for (i, j), value in np.ndenumerate(grid.to_numpy(float)):
@@ -173,7 +173,9 @@ def plot_predicting_maps(maps: Sequence[PathLike], paths: Sequence[PathLike], dp
         image = _mean_image(files)
         vmax = max(float(np.asarray(image.dataobj).max()), 1.0)
         plotting.plot_glass_brain(image, axes=ax, colorbar=True, cmap="viridis", vmin=0, vmax=vmax,
-                                  plot_abs=False, title=f"{label}: units predicting each voxel")
+                                  threshold=0.5, plot_abs=False)
+        ax.set_title(f"{label}: units significantly predicting each voxel (mean over subjects)",
+                     fontsize=9)
     save_figure(fig, paths, dpi)
 
 

@@ -74,3 +74,29 @@ if DATASET["format"] == "synthetic_ieeg":
             seed=SEED,
         script:
             "../scripts/make_ieeg_demo_dataset.py"
+
+
+if DATASET["format"] == "synthetic_neurons":
+    # The neuron-level demo (config/neurons.yaml): naturalistic fMRI driven by planted units
+    # of the models in neurons.demo.plants, from their neurons.models condition's features.
+    from brainalign.neurons._checks_config import demo_features
+
+    rule make_neurons_demo_dataset:
+        input:
+            unpack(demo_features(config, features_path)),
+        output:
+            files=get_dataset_files(),
+            truth=f"{DATASET['root']}/ground_truth/ground_truth.json",
+            plants=f"{DATASET['root']}/ground_truth/plants.safetensors",
+        log:
+            "results/logs/make_neurons_demo_dataset.log",
+        conda:
+            "../../envs/preprocess.yaml"
+        container:
+            f"{workflow.basedir}/containers/preprocess.sif"
+        params:
+            demo=config["neurons"]["demo"],
+            subjects=SUBJECTS,
+            seed=SEED,
+        script:
+            "../scripts/make_neurons_demo_dataset.py"

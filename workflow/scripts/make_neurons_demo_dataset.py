@@ -8,7 +8,7 @@ with log_to_file(snakemake.log[0]):
     demo = snakemake.params.demo
     make_neurons_dataset(
         Path(snakemake.output.truth).parents[1],
-        features={model: snakemake.input[model] for model in snakemake.params.models},
+        features={model: snakemake.input[model] for model in snakemake.input.keys()},
         plants=demo["plants"],
         n_subjects=len(snakemake.params.subjects),
         group_size=demo["group_size"],

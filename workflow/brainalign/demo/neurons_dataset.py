@@ -3,8 +3,8 @@
 A BIDS-style naturalistic fMRI dataset, written in the layout of the fMRI demo (read by the
 same BIDS reader), whose voxels are driven by single units of tiny models instead of whole
 layers. The atlas's ROIs are functional networks: spheres for ``language`` (left IFG, left
-pSTG), ``visual`` (occipital poles), ``dorsal_attention`` (intraparietal sulci),
-``default_mode`` (posterior cingulate, medial prefrontal) and ``control`` (right motor
+pSTG), ``visual`` (occipital poles), ``dorsalattention`` (intraparietal sulci),
+``defaultmode`` (posterior cingulate, medial prefrontal) and ``control`` (right motor
 cortex, never driven); its labels table carries a ``network`` column.
 
 Each *plant* ``{model, layer, modality, network}`` draws ``group_size`` units of that
@@ -51,8 +51,8 @@ logger = logging.getLogger(__name__)
 NETWORK_SPHERES: dict[str, tuple[int, str, tuple[tuple[float, float, float], ...]]] = {
     "language": (1, "language", ((-50.0, 22.0, 8.0), (-56.0, -44.0, 6.0))),
     "visual": (2, "visual", ((-18.0, -92.0, 2.0), (18.0, -92.0, 2.0))),
-    "dorsal_attention": (3, "dorsal attention", ((-28.0, -60.0, 52.0), (28.0, -60.0, 52.0))),
-    "default_mode": (4, "default mode", ((0.0, -54.0, 28.0), (0.0, 52.0, -4.0))),
+    "dorsalattention": (3, "dorsal attention", ((-28.0, -60.0, 52.0), (28.0, -60.0, 52.0))),
+    "defaultmode": (4, "default mode", ((0.0, -54.0, 28.0), (0.0, 52.0, -4.0))),
     "control": (5, "somatomotor", ((38.0, -22.0, 56.0),)),
 }
 RADIUS_MM = 16.0

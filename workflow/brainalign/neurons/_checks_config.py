@@ -11,7 +11,8 @@ import copy
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["NEURONS_DEFAULTS", "DEMO_DEFAULTS", "check_neurons", "neurons_jobs", "required_inputs"]
+__all__ = ["NEURONS_DEFAULTS", "DEMO_DEFAULTS", "check_neurons", "neurons_jobs", "required_inputs",
+           "demo_features"]
 
 #: Every key of the ``neurons`` section with its default (config/README.md, ## neurons).
 NEURONS_DEFAULTS: dict[str, Any] = {
@@ -150,6 +151,10 @@ def _check_demo(config: Mapping[str, Any], section: dict[str, Any], source: str)
     section["demo"] = demo
     if config["dataset"]["format"] != "synthetic_neurons":
         return
+    kinds = [spec["kind"] for spec in config["dataset"]["tasks"].values()]
+    if kinds != ["naturalistic"]:
+        _fail(f"config 'dataset.tasks' of a synthetic_neurons dataset must be one task of kind "
+              f"naturalistic (the demo film); got kinds {kinds}", source)
     if not demo["plants"]:
         _fail("config 'neurons.demo.plants' must list the planted units of the synthetic_neurons "
               "dataset ({model, layer, modality, network}); got none", source)
@@ -162,9 +167,10 @@ def _check_demo(config: Mapping[str, Any], section: dict[str, Any], source: str)
         if spec is None or plant["layer"] not in spec["layers"]:
             _fail(f"config '{key}' plants units of model {plant['model']!r} layer "
                   f"{plant['layer']!r}, which 'neurons.models' does not map", source)
-        if plant["network"] not in section["networks"]:
-            _fail(f"config '{key}.network' must be one of 'neurons.networks' "
-                  f"{sorted(section['networks'])}; got {plant['network']!r}", source)
+        rois = [r for r in config["dataset"]["rois"] if r != "control"]
+        if plant["network"] not in rois:
+            _fail(f"config '{key}.network' must be a ROI of the demo atlas in 'dataset.rois' "
+                  f"{rois} ('control' is never driven); got {plant['network']!r}", source)
 
 
 def check_neurons(config: dict[str, Any], source: str = "config/config.yaml") -> None:
@@ -211,5 +217,20 @@ def required_inputs(paths: Sequence[str], message: str) -> Callable[..., list[st
         if not paths:
             raise ValueError(message)
         return list(paths)
+
+    return get
+
+
+def demo_features(config: Mapping[str, Any], features_path: Callable[[str, str, str], str]
+                  ) -> Callable[..., dict[str, str]]:
+    """An input function for rule make_neurons_demo_dataset: model -> the feature file of
+    its ``neurons.models`` condition on the demo's naturalistic task, for every model with
+    planted units (``features_path(task, model, condition)`` is the workflow's)."""
+    section = config["neurons"]
+    models = sorted({plant["model"] for plant in section["demo"]["plants"]})
+    task = next(iter(config["dataset"]["tasks"]))
+
+    def get(wildcards: Any = None) -> dict[str, str]:
+        return {m: features_path(task, m, section["models"][m]["condition"]) for m in models}
 
     return get

@@ -174,13 +174,23 @@ def run_map_units(
     labels_of = {"subject": bmeta["subject"], "task": bmeta["task"], "model": model,
                  "condition": condition, "correction": result.correction}
     for name in TABLES:
-        io.write_table(tables[name].assign(**labels_of), out[name])
+        io.write_table(_tidy(tables[name]).assign(**labels_of), out[name])
     _write_pairs(out["pairs"], result, np.flatnonzero(usable), network[usable], names, labels)
     counts = np.full(usable.size, np.nan, dtype=np.float32)
     counts[usable] = np.asarray(result.significant).sum(axis=0)
     save_map(counts[:, None], barrays, bmeta, [f"{model}_{condition}_npredicting"], out["map"])
     logger.info("%s %s: %d of %d unit x voxel pairs significant (%s)", model, condition,
                 int(np.asarray(result.significant).sum()), result.significant.size, result.correction)
+
+
+def _tidy(table: pd.DataFrame) -> pd.DataFrame:
+    """Columns mixing types (a ``layer`` column with a ``mirror`` row) as strings: parquet
+    stores one type per column."""
+    table = table.copy()
+    for column in table.columns:
+        if table[column].dtype == object and table[column].map(type).nunique() > 1:
+            table[column] = table[column].astype(str)
+    return table
 
 
 def _write_pairs(path, result, voxel, network, names, labels) -> None:
