@@ -5,7 +5,8 @@ Every function reads a :class:`~brainalign.neurons.mapping.UnitVoxelMap` (its
 and of the voxels (network), and returns a tidy pandas DataFrame whose columns are listed
 in its docstring. Voxel networks are integer codes into ``network_names`` (or the names
 themselves); a code outside ``range(len(network_names))`` (e.g. -1) is no network.
-The bootstrap contrast between two architectures is :func:`~brainalign.neurons.resample.architecture_contrast`.
+The bootstrap contrast between two architectures, :func:`architecture_contrast`, lives in
+:mod:`.resample` and is re-exported here.
 """
 
 from __future__ import annotations
@@ -16,10 +17,14 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from ._labels import MODALITIES, network_codes
 from .mapping import UnitVoxelMap
+from .resample import ModelUnits, architecture_contrast
 
 __all__ = [
     "MODALITIES",
+    "ModelUnits",
+    "architecture_contrast",
     "architecture_shares",
     "count_null_pmf",
     "jaccard_pairs",
@@ -32,20 +37,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-#: Unit modalities read by the architecture analyses.
-MODALITIES = ("vision", "text", "cross")
-
-
-def network_codes(voxel_network: np.ndarray, network_names: Sequence[str]) -> np.ndarray:
-    """Integer network of every voxel (-1: none), from codes or from names."""
-    values = np.asarray(voxel_network)
-    names = list(network_names)
-    if values.dtype.kind in "iu":
-        return np.where((values >= 0) & (values < len(names)), values, -1).astype(np.int64)
-    lookup = {name: i for i, name in enumerate(names)}
-    return np.array([lookup.get(str(v), -1) for v in values], dtype=np.int64)
-
 
 def network_shares(
     result: UnitVoxelMap,

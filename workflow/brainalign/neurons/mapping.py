@@ -139,7 +139,9 @@ def map_units(
     alpha : float
         Level of the corrected test.
     n_permutations : int
-        Permutations of the targets within groups.
+        Permutations of the targets within groups (blocks of ``block_length`` samples;
+        patterns: single samples, exchanged within their stimulus fold, which leaves every
+        fold's statistics of the targets unchanged).
     block_length : int or None
         Permutation block in samples; None: 1 (sample shuffle) when ``delays == (0,)``,
         else 20 (capped at the shortest group).

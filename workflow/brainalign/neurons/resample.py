@@ -32,7 +32,7 @@ import pandas as pd
 from ..contrasts.bootstrap import draw_resamples, fold_strata
 from ._blocks import _delayed, _fold_scores, _fold_x, _fold_y, _group_x_stats, _group_y_stats, _scaled, _Workspace
 from ._checks import check_matrix, check_positive_int
-from .analyses import MODALITIES, network_codes
+from ._labels import MODALITIES, network_codes
 from .mapping import UnitVoxelMap, _Layout
 from .significance import maxstat_pvalues
 
