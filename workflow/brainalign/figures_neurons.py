@@ -65,37 +65,41 @@ def plot_network_shares(networks: pd.DataFrame, paths: Sequence[PathLike], dpi: 
     save_figure(fig, paths, dpi)
 
 
-def plot_redundancy(redundancy: pd.DataFrame, overlap: pd.DataFrame, paths: Sequence[PathLike],
+def plot_redundancy(countnull: pd.DataFrame, overlap: pd.DataFrame, paths: Sequence[PathLike],
                     dpi: int = 300) -> None:
     """Histograms (one per model x condition) of the number of units predicting each voxel,
-    observed against the null of the same counts placed at random; the title gives the mean
-    Jaccard overlap of unit pairs against its null.
+    observed against the null of the same per-unit counts placed at random (mean over
+    subjects); the title gives the mean Jaccard overlap of unit pairs against its null.
 
     Parameters
     ----------
-    redundancy : DataFrame
-        Pooled per-voxel tables (model, condition, n_predicting_units, null_mean).
+    countnull : DataFrame
+        Pooled count tables (model, condition, count, share_observed, null_pmf).
     overlap : DataFrame
         Pooled unit-pair summaries (model, condition, observed, null_mean, p).
     paths : output files, one per format
     """
     plt = _pyplot()
-    models = _models(redundancy)
+    models = _models(countnull)
     fig, axes = plt.subplots(1, len(models), figsize=(1.0 + 3.6 * len(models), 3.2), squeeze=False)
     for ax, (model, condition) in zip(axes[0], models):
-        voxels = _of(redundancy, model, condition)
-        observed = voxels["n_predicting_units"].to_numpy(float)
-        null = voxels["null_mean"].to_numpy(float)
-        bins = np.linspace(0, max(observed.max(), null.max(), 1.0) + 1, 25)
-        ax.hist(observed, bins=bins, alpha=0.7, label="observed")
-        ax.hist(null, bins=bins, alpha=0.7, label="null (random placement)", histtype="step", lw=1.5)
+        table = _of(countnull, model, condition).groupby("count")[["share_observed", "null_pmf"]].mean()
+        seen = table[(table["share_observed"] > 0) | (table["null_pmf"] > 1e-4)]
+        last = int(seen.index.max()) if len(seen) else 1
+        table = table.loc[:last]
+        ax.bar(table.index, table["share_observed"], width=0.9, alpha=0.7, label="observed")
+        ax.step(table.index, table["null_pmf"], where="mid", color="black", lw=1.2,
+                label="null (counts placed at random)")
         ax.set_yscale("log")
+        floor = table["share_observed"][table["share_observed"] > 0].min()
+        ax.set_ylim(bottom=max(float(floor) / 5 if np.isfinite(floor) else 1e-4, 1e-6), top=1.5)
         ax.set_xlabel("units predicting a voxel")
-        ax.set_ylabel("voxels")
+        ax.set_ylabel("share of voxels")
         pairs = _of(overlap, model, condition)
         text = ""
-        if len(pairs) and {"observed", "null_mean"} <= set(pairs.columns):
-            text = f"\nJaccard {pairs['observed'].mean():.3f} vs null {pairs['null_mean'].mean():.3f}"
+        if len(pairs):
+            text = (f"\npair Jaccard {pairs['observed'].mean():.3f} vs null "
+                    f"{pairs['null_mean'].mean():.3f} (max p {pairs['p'].max():.3g})")
         ax.set_title(f"{model} ({condition}){text}", fontsize=8)
         ax.legend(fontsize=7, frameon=False)
     fig.tight_layout()
@@ -111,7 +115,7 @@ def plot_polarity(polarity: pd.DataFrame, paths: Sequence[PathLike], dpi: int = 
     ----------
     polarity : DataFrame
         Pooled polarity tables (model, condition, layer, share_positive, share_negative,
-        and a ``mirror`` row with ``correlation``).
+        and a ``mirror`` row with ``mirror_r``).
     paths : output files, one per format
     """
     plt = _pyplot()
@@ -125,8 +129,10 @@ def plot_polarity(polarity: pd.DataFrame, paths: Sequence[PathLike], dpi: int = 
         ax.plot(curve.index, curve["share_positive"], "o-", color="tab:red", label="positive")
         ax.plot(curve.index, curve["share_negative"], "s-", color="tab:blue", label="negative")
         mirror = table[table["layer"].astype(str) == "mirror"]
-        r = mirror["correlation"].mean() if len(mirror) and "correlation" in mirror else np.nan
-        ax.set_title(f"{model} ({condition}): profiles r = {r:.2f}", fontsize=8)
+        r = mirror["mirror_r"].mean() if len(mirror) else np.nan
+        r_text = f"{r:.2f}" if np.isfinite(r) else "n/a (fewer than 3 layers)"
+        ax.set_title(f"{model} ({condition})\npositive vs negative profile r = {r_text}", fontsize=8)
+        ax.set_ylim(0, 1.05)
         ax.set_xlabel("layer")
         ax.set_ylabel("share of units")
         ax.set_xticks(curve.index)
@@ -184,6 +190,6 @@ def plot_neurons(tables: Mapping[str, pd.DataFrame], maps: Sequence[PathLike],
     """Every neuron-level figure: ``networks``, ``redundancy``, ``polarity`` and ``brain``
     (keys of ``outputs``) from the pooled ``tables`` and the per-job maps."""
     plot_network_shares(tables["networks"], outputs["networks"], dpi)
-    plot_redundancy(tables["redundancy"], tables["overlap"], outputs["redundancy"], dpi)
+    plot_redundancy(tables["countnull"], tables["overlap"], outputs["redundancy"], dpi)
     plot_polarity(tables["polarity"], outputs["polarity"], dpi)
     plot_predicting_maps(maps, outputs["brain"], dpi)

@@ -7,21 +7,49 @@
 from brainalign.neurons._checks_config import neurons_jobs, required_inputs
 
 NEURONS_JOBS = neurons_jobs(config)
-NEURONS_OUT = "results/neurons/sub-{subject}/task-{task}/sub-{subject}_task-{task}_model-{model}_cond-{condition}_{name}"
-NEURONS_TABLES = ["units", "networks", "redundancy", "overlap", "polarity", "architecture"]
+NEURONS_PREFIX = "results/neurons/sub-{subject}/task-{task}/sub-{subject}_task-{task}_model-{model}_cond-{condition}"
+NEURONS_TABLES = [
+    "units",
+    "networks",
+    "redundancy",
+    "countnull",
+    "overlap",
+    "polarity",
+    "architecture",
+]
 NEURONS_FIGURES = ["networks", "redundancy", "polarity", "brain"]
 NEURONS_FILES = {
     name: [
-        NEURONS_OUT.format(
-            subject=subject, task=task, model=model, condition=condition, name=name
+        f"{NEURONS_PREFIX}_{name}{ext}".format(
+            subject=subject, task=task, model=model, condition=condition
         )
-        + ext
         for subject in SUBJECTS
         for task, model, condition in NEURONS_JOBS
     ]
     for name, ext in [(t, ".parquet") for t in NEURONS_TABLES]
-    + [("npredicting", "_statmap" + MAP_EXT)]
+    + [("npredicting", f"_statmap{MAP_EXT}")]
 }
+# The architecture contrast (neurons.contrast): cross-modal model a vs two-tower model b.
+NEURONS_CONTRAST = "results/neurons/sub-{subject}/task-{task}/sub-{subject}_task-{task}_contrast-architecture.parquet"
+NEURONS_CONTRAST_SIDES = {
+    task: {
+        side: features_path(
+            task, model, config["neurons"]["models"][model]["condition"]
+        )
+        for side, model in (
+            ("a", (config["neurons"]["contrast"] or {}).get("cross")),
+            ("b", (config["neurons"]["contrast"] or {}).get("two_tower")),
+        )
+        if model
+    }
+    for task in sorted({task for task, _, _ in NEURONS_JOBS})
+}
+NEURONS_CONTRAST_TABLES = [
+    NEURONS_CONTRAST.format(subject=subject, task=task)
+    for subject in SUBJECTS
+    for task, sides in NEURONS_CONTRAST_SIDES.items()
+    if len(sides) == 2
+]
 NEURONS_MISSING = (
     "config 'neurons.models' is empty: the neuron-level analyses map the units of the models "
     "it names. Add --configfile config/presets/paper001.yaml (or set neurons.models)."
@@ -33,14 +61,15 @@ rule map_neurons:
         features=get_task_features,
         brain="results/preprocess/sub-{subject}/sub-{subject}_task-{task}_desc-preproc_bold.safetensors",
     output:
-        units=NEURONS_OUT.replace("{name}", "units") + ".parquet",
-        networks=NEURONS_OUT.replace("{name}", "networks") + ".parquet",
-        redundancy=NEURONS_OUT.replace("{name}", "redundancy") + ".parquet",
-        overlap=NEURONS_OUT.replace("{name}", "overlap") + ".parquet",
-        polarity=NEURONS_OUT.replace("{name}", "polarity") + ".parquet",
-        architecture=NEURONS_OUT.replace("{name}", "architecture") + ".parquet",
-        pairs=NEURONS_OUT.replace("{name}", "pairs") + ".npz",
-        map=NEURONS_OUT.replace("{name}", "npredicting") + "_statmap" + MAP_EXT,
+        units=f"{NEURONS_PREFIX}_units.parquet",
+        networks=f"{NEURONS_PREFIX}_networks.parquet",
+        redundancy=f"{NEURONS_PREFIX}_redundancy.parquet",
+        countnull=f"{NEURONS_PREFIX}_countnull.parquet",
+        overlap=f"{NEURONS_PREFIX}_overlap.parquet",
+        polarity=f"{NEURONS_PREFIX}_polarity.parquet",
+        architecture=f"{NEURONS_PREFIX}_architecture.parquet",
+        pairs=f"{NEURONS_PREFIX}_pairs.npz",
+        map=f"{NEURONS_PREFIX}_npredicting_statmap{MAP_EXT}",
     log:
         "results/logs/map_neurons/sub-{subject}_task-{task}_model-{model}_cond-{condition}.log",
     benchmark:
@@ -61,15 +90,48 @@ rule map_neurons:
         "../scripts/map_neurons.py"
 
 
+rule contrast_neurons_architecture:
+    input:
+        a=lookup(dpath="{task}/a", within=NEURONS_CONTRAST_SIDES),
+        b=lookup(dpath="{task}/b", within=NEURONS_CONTRAST_SIDES),
+        brain="results/preprocess/sub-{subject}/sub-{subject}_task-{task}_desc-preproc_bold.safetensors",
+    output:
+        table=NEURONS_CONTRAST,
+    log:
+        "results/logs/contrast_neurons_architecture/sub-{subject}_task-{task}.log",
+    benchmark:
+        "results/benchmarks/contrast_neurons_architecture/sub-{subject}_task-{task}.tsv"
+    conda:
+        "../../envs/encoding.yaml"
+    container:
+        f"{workflow.basedir}/containers/encoding.sif"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=240,
+    params:
+        models={
+            "a": (config["neurons"]["contrast"] or {}).get("cross"),
+            "b": (config["neurons"]["contrast"] or {}).get("two_tower"),
+        },
+        neurons=config["neurons"],
+        encoding=config["encoding"],
+        seed=SEED,
+    script:
+        "../scripts/contrast_neurons_architecture.py"
+
+
 rule summarize_neurons:
     input:
         units=required_inputs(NEURONS_FILES["units"], NEURONS_MISSING),
         networks=NEURONS_FILES["networks"],
         redundancy=NEURONS_FILES["redundancy"],
+        countnull=NEURONS_FILES["countnull"],
         overlap=NEURONS_FILES["overlap"],
         polarity=NEURONS_FILES["polarity"],
         architecture=NEURONS_FILES["architecture"],
         maps=NEURONS_FILES["npredicting"],
+        contrast=NEURONS_CONTRAST_TABLES,
     output:
         tables=directory("results/neurons/tables"),
         networks=report(

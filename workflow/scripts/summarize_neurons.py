@@ -4,8 +4,9 @@ from brainalign.logs import log_to_file
 from brainalign.neurons.steps import TABLES, summarize_neurons
 
 with log_to_file(snakemake.log[0]):
+    names = [*TABLES, "contrast"] if snakemake.input.contrast else list(TABLES)
     tables = summarize_neurons(
-        {name: snakemake.input[name] for name in TABLES}, snakemake.output.tables
+        {name: snakemake.input[name] for name in names}, snakemake.output.tables
     )
     plot_neurons(
         tables,

@@ -26,12 +26,13 @@ from ..encoding.steps import design_matrices, load_brain
 from ..pipeline import match_features, save_map
 from .units import read_units
 
-__all__ = ["voxel_networks", "cv_groups", "run_map_units", "summarize_neurons", "TABLES"]
+__all__ = ["voxel_networks", "cv_groups", "run_map_units", "run_architecture_contrast",
+           "summarize_neurons", "TABLES"]
 
 logger = logging.getLogger(__name__)
 PathLike = str | os.PathLike
 #: The tables each mapping job writes (output names of rule map_units) and pools.
-TABLES = ("units", "networks", "redundancy", "overlap", "polarity", "architecture")
+TABLES = ("units", "networks", "redundancy", "countnull", "overlap", "polarity", "architecture")
 
 
 def voxel_networks(
@@ -102,6 +103,15 @@ def _unit_table(result, labels: pd.DataFrame, network: np.ndarray, names: list[s
     return table
 
 
+def _count_null(voxels: pd.DataFrame) -> pd.DataFrame:
+    """Per count k of predicting units: the share of voxels observed with k, and its null
+    probability (units' voxel counts placed at random), for the redundancy histogram."""
+    pmf = np.asarray(voxels.attrs["null_pmf"], dtype=np.float64)
+    observed = np.bincount(voxels["n_predicting_units"].to_numpy(), minlength=len(pmf))
+    return pd.DataFrame({"count": np.arange(len(pmf)), "share_observed": observed / max(len(voxels), 1),
+                         "null_pmf": pmf})
+
+
 def _analyses(result, labels, network, names, params) -> dict[str, pd.DataFrame]:
     from .analyses import architecture_shares, network_shares, polarity, redundancy
 
@@ -114,6 +124,7 @@ def _analyses(result, labels, network, names, params) -> dict[str, pd.DataFrame]
     tables["networks"] = network_shares(result, unit_layer, network, names)
     voxels, pairs = redundancy(result, n_null=params["n_null"], seed=params["seed"])
     tables["redundancy"], tables["overlap"] = voxels, pairs
+    tables["countnull"] = _count_null(voxels)
     tables["polarity"] = polarity(result, position, len(layers))
     if "layer" in tables["polarity"].columns:
         layer_of = dict(enumerate(layers))
@@ -123,6 +134,17 @@ def _analyses(result, labels, network, names, params) -> dict[str, pd.DataFrame]
                 else np.full(result.score.shape[0], "cross"))
     tables["architecture"] = architecture_shares(result, modality, network, names)
     return tables
+
+
+def _map(X, Y, groups, kind, fit, params, encoding, seed, atoms):
+    """:func:`~brainalign.neurons.mapping.map_units` with the section's settings."""
+    from .mapping import map_units
+
+    block = params["block_length"] or (encoding["block_size"] if kind != "concepts" else None)
+    return map_units(X, Y, groups, delays=tuple(fit["delays"]), alpha=params["alpha"],
+                     n_permutations=params["n_permutations"], block_length=block,
+                     correction=params["correction"], seed=seed, unit_batch=params["unit_batch"],
+                     voxel_batch=params["voxel_batch"], atoms=atoms)
 
 
 def run_map_units(
@@ -158,18 +180,12 @@ def run_map_units(
         The ``encoding`` section (``delays``, ``block_size``, ``outer_folds``).
     seed : int
     """
-    from .mapping import map_units
-
     X, Y, groups, labels, fmeta, brain_data, fit = _design(
         features, brain, spec["layers"], spec["kinds"], encoding)
     bmeta, barrays, usable = brain_data
     groups = cv_groups(bmeta["kind"], groups, encoding["outer_folds"], seed)
     network, names = voxel_networks(barrays, bmeta, params["networks"])
-    block = params["block_length"] or (encoding["block_size"] if bmeta["kind"] != "concepts" else None)
-    result = map_units(X, Y, groups, delays=tuple(fit["delays"]), alpha=params["alpha"],
-                       n_permutations=params["n_permutations"], block_length=block,
-                       correction=params["correction"], seed=seed, unit_batch=params["unit_batch"],
-                       voxel_batch=params["voxel_batch"], atoms=params["atoms"])
+    result = _map(X, Y, groups, bmeta["kind"], fit, params, encoding, seed, params["atoms"])
     tables = _analyses(result, labels, network[usable], names, {**params, "seed": seed})
     labels_of = {"subject": bmeta["subject"], "task": bmeta["task"], "model": model,
                  "condition": condition, "correction": result.correction}
@@ -183,10 +199,61 @@ def run_map_units(
                 int(np.asarray(result.significant).sum()), result.significant.size, result.correction)
 
 
+def run_architecture_contrast(
+    features: Mapping[str, PathLike],
+    brain: PathLike,
+    out: PathLike,
+    *,
+    models: Mapping[str, str],
+    params: Mapping[str, Any],
+    encoding: Mapping[str, Any],
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Share of unified voxels, cross-modal model ``a`` minus two-tower model ``b``, per
+    network, with a block bootstrap shared by both (rule contrast_neurons_architecture).
+
+    Each side's units are mapped again with the job's settings and seed (the same map as
+    its map_neurons job; units, not atoms: the bootstrap re-scores the units' fits).
+
+    Parameters
+    ----------
+    features : mapping
+        ``a`` (cross-modal model) and ``b`` (two-tower model) feature files.
+    brain : path-like
+    out : path-like
+        The table (:func:`brainalign.neurons.resample.architecture_contrast`'s columns
+        plus subject, task, model_a, model_b).
+    models : mapping
+        ``a`` and ``b`` model names (``neurons.contrast.cross`` / ``two_tower``).
+    params, encoding, seed
+        As for :func:`run_map_units`.
+    """
+    from .resample import ModelUnits, architecture_contrast
+
+    sides = {}
+    for side in ("a", "b"):
+        spec = params["models"][models[side]]
+        X, Y, groups, labels, _, (bmeta, barrays, usable), fit = _design(
+            features[side], brain, spec["layers"], spec["kinds"], encoding)
+        groups = cv_groups(bmeta["kind"], groups, encoding["outer_folds"], seed)
+        result = _map(X, Y, groups, bmeta["kind"], fit, params, encoding, seed, None)
+        sides[side] = ModelUnits(X, labels["modality"].to_numpy(), result)
+    network, names = voxel_networks(barrays, bmeta, params["networks"])
+    table = architecture_contrast(
+        sides["a"], sides["b"], Y, groups, network[usable], names,
+        n_boot=params["contrast"]["n_resamples"], seed=seed,
+        unit_batch=params["unit_batch"], voxel_batch=params["voxel_batch"])
+    table = table.assign(subject=bmeta["subject"], task=bmeta["task"], model_a=models["a"],
+                         model_b=models["b"])
+    io.write_table(table, out)
+    return table
+
+
 def _tidy(table: pd.DataFrame) -> pd.DataFrame:
     """Columns mixing types (a ``layer`` column with a ``mirror`` row) as strings: parquet
     stores one type per column."""
     table = table.copy()
+    table.attrs = {}  # arrays kept there (null distributions) are written as their own tables
     for column in table.columns:
         if table[column].dtype == object and table[column].map(type).nunique() > 1:
             table[column] = table[column].astype(str)
