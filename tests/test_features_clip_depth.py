@@ -151,6 +151,7 @@ def test_picture_condition_concatenates_text_l_with_vision_2l(deep, stim):
     states = reference_vision_states(deep.model, stimulus_images(stim))
     np.testing.assert_allclose(image["layer-01"], states[2][:, 0].numpy(), atol=1e-5)
     assert meta["pseudo_layers"] == {"3": "embeds"}
+    assert meta["vision_layers"] == {"1": 2}  # the feature file says which vision state it read
 
 
 def test_equal_depth_pairs_each_layer_with_itself(tmp_path, stim):

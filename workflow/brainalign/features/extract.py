@@ -48,6 +48,7 @@ from brainalign.datasets.units import ALIGNMENTS, event_ids
 from brainalign.features.align import event_times, lanczos_resample, tr_times
 from brainalign.features.audio_windows import run_windows
 from brainalign.features.cache import FeatureCache, feature_cache_key
+from brainalign.features.images import open_rgb
 from brainalign.features.conditions import (
     CONDITIONS,
     IMAGE_INPUTS,
@@ -191,8 +192,7 @@ def _load_images(paths: Sequence[Path]) -> list[Image.Image]:
     for path in paths:
         if not Path(path).exists():
             raise FileNotFoundError(f"image '{path}' does not exist; check the stimuli tables")
-        with Image.open(path) as handle:
-            images.append(handle.convert("RGB"))
+        images.append(open_rgb(path))  # one line naming a truncated or broken file
     return images
 
 
@@ -765,7 +765,15 @@ def _metadata(
         "heads": heads,
         "pooling": spec.pooling,
         "units": "a.u.",
+        **_family_metadata(extractor, keys),
     }
+
+
+def _family_metadata(extractor: FeatureExtractor, keys: list[int]) -> dict[str, Any]:
+    """What a family adds about its layers (contrastive towers: the vision hidden state
+    each layer index reads, ``vision_layers``)."""
+    described = getattr(extractor, "feature_metadata", None)
+    return described(keys) if described is not None else {}
 
 
 def _plan_concepts(

@@ -30,7 +30,7 @@ FAMILIES = {
     "vision_encoder": "vision only", "clip": "contrastive", "siglip": "contrastive",
     "align": "contrastive", "visualbert": "VL encoder", "lxmert": "VL encoder",
     "vilt": "VL encoder", "bridgetower": "VL encoder", "flava": "VL encoder",
-    "blip2": "generative", "llava": "generative", "idefics2": "generative",
+    "blip2": "generative", "llava": "generative", "llava_next": "generative", "idefics2": "generative",
     "qwen2_vl": "generative",
 }
 #: Condition order of the ablation figure (paper 000's).
