@@ -35,6 +35,7 @@ from .io import read_table
 
 __all__ = [
     "load_atlas",
+    "load_nifti",
     "mask_run",
     "voxel_labels",
     "cosine_drift",
@@ -59,8 +60,42 @@ def _check_grid(img, path: PathLike, mask_img, mask_file: PathLike, what: str) -
             f"{what} '{path}' has grid shape {tuple(img.shape[:3])} (affine diagonal "
             f"{np.diag(img.affine)[:3].round(3).tolist()}) but mask '{mask_file}' has shape "
             f"{tuple(mask_img.shape[:3])} (affine diagonal "
-            f"{np.diag(mask_img.affine)[:3].round(3).tolist()}); resample it onto the mask grid."
+            f"{np.diag(mask_img.affine)[:3].round(3).tolist()}){_affine_difference(img, mask_img)}; "
+            "resample it onto the mask grid."
         )
+
+
+def _affine_difference(img, mask_img) -> str:
+    """Origins and rotations, when the diagonals agree: otherwise "expected" and "found"
+    would read the same."""
+    a, b = np.asarray(img.affine)[:3], np.asarray(mask_img.affine)[:3]
+    if not np.allclose(np.diag(a), np.diag(b), atol=1e-3):
+        return ""
+    if not np.allclose(a[:, 3], b[:, 3], atol=1e-3):
+        return f", and origin {a[:, 3].round(3).tolist()} vs {b[:, 3].round(3).tolist()}"
+    return f", and affine {a.round(3).tolist()} vs {b.round(3).tolist()}"
+
+
+def load_nifti(path: PathLike, what: str) -> Any:
+    """``nibabel.load`` with the data read now, failing with one line naming the file.
+
+    A truncated or non-gzip ``.nii.gz`` otherwise raises ``EOFError``,
+    ``gzip.BadGzipFile`` or ``zlib.error`` naming no file, mid-way through a job.
+    """
+    import nibabel as nib
+
+    try:
+        img = nib.load(str(path))
+        img = img.__class__(np.asanyarray(img.dataobj), img.affine, img.header)  # read once
+    except Exception as exc:  # nibabel, gzip and zlib raise many types for a broken file
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        size = os.path.getsize(path) if os.path.exists(path) else 0
+        raise ValueError(
+            f"{what} '{path}' is not a readable NIfTI file ({type(exc).__name__}: "
+            f"{reason[:120]}; {size} bytes); expected a complete .nii or .nii.gz. Copy or "
+            "regenerate the file."
+        ) from None
+    return img
 
 
 def _read_labels(labels_file: PathLike) -> dict[str, int]:
@@ -103,7 +138,7 @@ def load_atlas(
     """
     import nibabel as nib
 
-    mask_src, atlas_src = nib.load(str(mask_file)), nib.load(str(atlas_file))
+    mask_src, atlas_src = load_nifti(mask_file, "mask"), load_nifti(atlas_file, "atlas")
     _check_grid(atlas_src, atlas_file, mask_src, mask_file, "atlas")
     mask = np.asarray(mask_src.dataobj) > 0
     if mask.ndim != 3 or not mask.any():
@@ -134,10 +169,9 @@ def voxel_labels(mask_img, atlas_img) -> tuple[np.ndarray, np.ndarray]:
 
 def mask_run(bold_file: PathLike, mask_img, mask_file: PathLike) -> np.ndarray:
     """Masked data of one 4D run, array of shape (n_volumes, n_voxels), float64."""
-    import nibabel as nib
     from nilearn.masking import apply_mask
 
-    img = nib.load(str(bold_file))
+    img = load_nifti(bold_file, "BOLD image")
     _check_grid(img, bold_file, mask_img, mask_file, "BOLD image")
     if img.ndim != 4:
         raise ValueError(
