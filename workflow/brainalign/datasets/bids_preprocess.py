@@ -106,6 +106,22 @@ def _tr(inputs: Mapping[str, Any]) -> float:
     return tr
 
 
+def _check_run_lengths(inputs: Mapping[str, Any], n_volumes: list[int]) -> None:
+    """The BOLD volumes of each run against ``n_trs`` of the stimuli's runs.tsv (the TRs
+    the features are resampled to), run by run in (session, run) order."""
+    table = read_table(inputs["runs"])
+    if "n_trs" not in table.columns or len(table) != len(n_volumes):
+        return
+    for k, (expected, found) in enumerate(zip(table["n_trs"].astype(int), n_volumes)):
+        if expected != found:
+            bold = (inputs["bold"] if "bold" in inputs else inputs["bold_L"])[k]
+            raise DatasetError(
+                f"BOLD '{bold}' has {found} volumes but run {table['run'].iloc[k]} of "
+                f"'{inputs['runs']}' has n_trs {expected}; expected the same count. Fix "
+                "n_trs in naturalistic/runs.tsv or pass the full run."
+            )
+
+
 def _run_confounds(inputs, params, k: int, n_volumes: int):
     """Run ``k``'s confounds through nilearn's fMRIPrep interface: (matrix, sample mask, report)."""
     from .confounds import select_confounds
@@ -151,6 +167,7 @@ def _timeseries(geo: Geometry, inputs, params) -> tuple[dict, dict]:
     """Cleaned runs, concatenated in (session, run) order; each run one CV group."""
     tr = _tr(inputs)
     blocks, reports = _clean_runs(geo, inputs, params, tr)
+    _check_run_lengths(inputs, [r["n_volumes"] for r in reports])
     runs = list(range(1, len(blocks) + 1))
     flagged = sorted({u for r in reports for u in r["nan_units"] + r["constant_units"]})
     bold = np.concatenate(blocks).astype(np.float32)
