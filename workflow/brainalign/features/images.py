@@ -21,6 +21,7 @@ from PIL import Image
 
 __all__ = [
     "ImagePreprocessing",
+    "open_rgb",
     "CLIP_MEAN",
     "CLIP_STD",
     "IMAGENET_MEAN",
@@ -37,6 +38,24 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 HALF_MEAN = (0.5, 0.5, 0.5)  # ViT, SigLIP
 HALF_STD = (0.5, 0.5, 0.5)
+
+
+def open_rgb(path: str | Path) -> Image.Image:
+    """A stimulus image read in full and converted to RGB, or one line naming the file.
+
+    PIL otherwise fails mid-extraction with "image file is truncated" or
+    ``UnidentifiedImageError``, naming no stimulus table and no fix.
+    """
+    try:
+        with Image.open(path) as handle:
+            return handle.convert("RGB")
+    except (OSError, SyntaxError, ValueError) as exc:  # PIL's errors for a broken file
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        size = Path(path).stat().st_size if Path(path).exists() else 0
+        raise ValueError(
+            f"stimulus image '{path}' is not a readable image ({reason}; {size} bytes); "
+            "expected a complete PNG / JPEG file. Replace it or fix its row in the stimuli tables."
+        ) from None
 
 
 def _read_sizes(cfg: Mapping[str, Any], image_size: int) -> tuple[int, bool, tuple[int, int]]:
