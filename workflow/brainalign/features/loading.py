@@ -202,7 +202,28 @@ def _from_tiny(spec: ModelSpec, arch: Architecture, dtype: torch.dtype) -> Loade
     return LoadedModel(model, tokenizer, None, tiny)
 
 
+_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                 "pytorch_model.bin.index.json")
+
+
+def _check_local_files(location: str, name: str) -> None:
+    """A local model folder holds config.json and weights; else one line naming what lacks."""
+    folder = Path(location)
+    if not folder.is_dir():
+        return
+    missing = [f for f in ("config.json",) if not (folder / f).is_file()]
+    if not any((folder / f).is_file() for f in _WEIGHT_FILES):
+        missing.append(" or ".join(_WEIGHT_FILES[::2]))
+    if missing:
+        raise ValueError(
+            f"model '{name}': local folder '{location}' lacks {', '.join(missing)}; expected "
+            f"the files save_pretrained writes; found {sorted(p.name for p in folder.iterdir())[:8]}. "
+            "Copy the complete model folder there or fix the model's 'id'."
+        )
+
+
 def _from_files(location: str, spec: ModelSpec, arch: Architecture, dtype: torch.dtype) -> Any:
+    _check_local_files(location, spec.name)
     return arch.model_class.from_pretrained(
         location,
         revision=spec.revision,
