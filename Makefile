@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.brainalign-installed
 PROFILE ?= profiles/default
 
-.PHONY: setup demo report test lint clean
+.PHONY: setup demo report verify test lint clean
 
 setup: $(STAMP)
 
@@ -19,12 +19,16 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
+# brainalign run: snakemake, clearing a stale lock left by a crash (never one a live run holds).
+# The bundle (report.html included) ends with its manifest and RO-Crate; `make verify` checks it.
 demo: setup
-	$(VENV)/bin/snakemake --profile $(PROFILE)
-	$(MAKE) report
+	$(VENV)/bin/brainalign run --profile $(PROFILE)
 
 report: setup
-	$(VENV)/bin/snakemake --profile $(PROFILE) --report results/bundle/report.html
+	$(VENV)/bin/brainalign run --profile $(PROFILE) results/bundle/report.html
+
+verify: setup
+	$(VENV)/bin/brainalign verify results/bundle
 
 test: lint
 	$(PY) -m pytest -m "slow or not slow"

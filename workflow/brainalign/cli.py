@@ -144,6 +144,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, cmd in COMMANDS.items():
         cmd.arguments(sub.add_parser(name, help=cmd.help, description=cmd.help))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["run"] and not {"-h", "--help"} & set(argv[1:2]):
+        # everything after `run` is snakemake's, options included
+        return COMMANDS["run"].run(argparse.Namespace(command="run", snakemake_args=argv[1:]))
     args = parser.parse_args(argv)
     return COMMANDS[args.command].run(args)
 
