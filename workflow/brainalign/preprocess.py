@@ -89,10 +89,11 @@ def load_nifti(path: PathLike, what: str) -> Any:
         img = img.__class__(np.asanyarray(img.dataobj), img.affine, img.header)  # read once
     except Exception as exc:  # nibabel, gzip and zlib raise many types for a broken file
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = reason.replace(f'"{path}"', "it").replace(str(path), "it")  # named once
         size = os.path.getsize(path) if os.path.exists(path) else 0
         raise ValueError(
             f"{what} '{path}' is not a readable NIfTI file ({type(exc).__name__}: "
-            f"{reason[:120]}; {size} bytes); expected a complete .nii or .nii.gz. Copy or "
+            f"{reason[:160]}; {size} bytes); expected a complete .nii or .nii.gz. Copy or "
             "regenerate the file."
         ) from None
     return img
