@@ -107,20 +107,28 @@ def _load_plant_units(features: Mapping[str, str], plants: Sequence[Mapping[str,
     return loaded
 
 
-def _least_correlated(pool: list[int], units: np.ndarray, others: list[np.ndarray]) -> list[int]:
-    """The half of ``pool`` least correlated (max |r|) with the other plants' units."""
-    if not others:
-        return pool
-    other = np.concatenate(others, axis=1)
-    r = np.abs(units[:, pool].T @ other) / len(units)  # both standardised
-    keep = np.argsort(r.max(axis=1), kind="stable")[: max(len(pool) // 2, 1)]
-    return [pool[k] for k in sorted(keep)]
+def _pick_distinct(pool: list[int], units: np.ndarray, chosen: list[np.ndarray], n: int,
+                   rng: np.random.Generator) -> list[int]:
+    """``n`` units of ``pool``, one at a time, each drawn among the 3 candidates least
+    correlated (max |r|) with every unit picked so far in the model (``chosen``)."""
+    picked: list[int] = []
+    for _ in range(n):
+        candidates = [u for u in pool if u not in picked]
+        others = chosen + [units[:, picked]]
+        other = np.concatenate(others, axis=1) if any(o.size for o in others) else None
+        if other is None or other.shape[1] == 0:
+            picked.append(int(rng.choice(candidates)))
+            continue
+        r = np.abs(units[:, candidates].T @ other).max(axis=1) / len(units)  # standardised
+        best = np.argsort(r, kind="stable")[:3]
+        picked.append(int(candidates[int(rng.choice(best))]))
+    return sorted(picked)
 
 
 def _choose_units(plants, loaded, group_size: int, seed: int) -> list[dict[str, Any]]:
-    """Draw each plant's group of distinct units of its modality (seeded), among the half
-    least correlated with the units planted before it in the same model (so that each
-    group's network stays its own)."""
+    """Draw each plant's group of units of its modality (seeded), each among the units
+    least correlated with those planted before it in the same model, so that a group's
+    units do not cancel and each group's network stays its own."""
     rng = np.random.default_rng([seed, 101])
     used: dict[tuple[str, int], set[int]] = {}
     planted: dict[str, list[np.ndarray]] = {}
@@ -131,14 +139,13 @@ def _choose_units(plants, loaded, group_size: int, seed: int) -> list[dict[str, 
         taken = used.setdefault(key, set())
         pool = [int(i) for i in labels.index[labels["modality"] == plant["modality"]]
                 if int(i) not in taken]
-        if len(pool) < 2 * group_size:
+        if len(pool) < group_size + 2:
             raise ValueError(
                 f"plant {k} ({plant['model']} layer {plant['layer']}): {len(pool)} free units of "
-                f"modality '{plant['modality']}' for a group of {group_size} (twice that needed); "
+                f"modality '{plant['modality']}' for a group of {group_size} (2 more needed to choose from); "
                 f"modalities there: {sorted(labels['modality'].unique())}. Fix neurons.demo.plants"
             )
-        pool = _least_correlated(pool, values, planted.get(plant["model"], []))
-        units = sorted(int(u) for u in rng.choice(pool, size=group_size, replace=False))
+        units = _pick_distinct(pool, values, planted.get(plant["model"], []), group_size, rng)
         taken.update(units)
         planted.setdefault(plant["model"], []).append(values[:, units])
         chosen.append({**dict(plant), "layer": int(plant["layer"]), "units": units,
