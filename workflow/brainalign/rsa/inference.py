@@ -47,20 +47,43 @@ _TIE_TOLERANCE = 1e-10  # scores within this of the observed one count as ties (
 
 @dataclass(frozen=True)
 class PermutationResult:
-    """Result of :func:`permutation_test`.
+    """Result of :func:`permutation_test`; field names as the encoding's
+    :class:`brainalign.encoding.stats.PermutationResult`.
 
     Attributes
     ----------
-    statistic : array of shape (n_models, n_groups)
+    p : array of shape (n_models, n_groups)
+        One-sided p-value (alignment above chance): here ``p_perm`` (``tail`` "empirical").
+    p_perm : array of shape (n_models, n_groups)
+        Empirical p-value ``(1 + #{permuted >= observed}) / (1 + n_permutations)``.
+    observed : array of shape (n_models, n_groups)
         Observed group score: mean over subjects of the comparison.
-    p_value : array of shape (n_models, n_groups)
-        One-sided permutation p-value, ``(1 + n_ge) / (1 + n_permutations)``.
+    null_mean, null_sd : arrays of shape (n_models, n_groups)
+        Mean and standard deviation of the group score over permutations.
     n_permutations : int
+    tail : str
+        Which p is ``p`` ("empirical").
+
+    ``statistic`` and ``p_value`` (the former names) read ``observed`` and ``p``.
     """
 
-    statistic: np.ndarray
-    p_value: np.ndarray
+    p: np.ndarray
+    p_perm: np.ndarray
+    observed: np.ndarray
+    null_mean: np.ndarray
+    null_sd: np.ndarray
     n_permutations: int
+    tail: str = "empirical"
+
+    @property
+    def statistic(self) -> np.ndarray:
+        """Former name of ``observed``."""
+        return self.observed
+
+    @property
+    def p_value(self) -> np.ndarray:
+        """Former name of ``p``."""
+        return self.p
 
 
 def permutation_test(
@@ -111,16 +134,19 @@ def permutation_test(
     check_same_pairs(models, subjects, ("model_rdms", "subject_rdms"))
     rng = np.random.default_rng(random_state)
     if method in LINEAR_COMPARISONS:
-        observed, counts = _linear_test(models, subjects, method, n_permutations, rng, n_jobs)
+        observed, tally = _linear_test(models, subjects, method, n_permutations, rng, n_jobs)
     else:
         logger.warning("permutation test with %s has no fast form: looping", method)
-        observed, counts = _generic_test(models, subjects, method, n_permutations, rng)
+        observed, tally = _generic_test(models, subjects, method, n_permutations, rng)
+    counts, total, squares = tally
     p_value = (1.0 + counts) / (1.0 + n_permutations)
+    null_mean = total / n_permutations
+    null_sd = np.sqrt(np.maximum(squares / n_permutations - null_mean**2, 0.0))
     logger.info(
         "permutation test (%s, %d permutations): %d models x %d groups, min p = %.2g",
         method, n_permutations, models.shape[0], subjects.shape[0], p_value.min(),
     )
-    return PermutationResult(observed, p_value, n_permutations)
+    return PermutationResult(p_value, p_value, observed, null_mean, null_sd, n_permutations)
 
 
 def _permutation_batches(n_conditions: int, n_permutations: int, rng: np.random.Generator):
@@ -166,7 +192,7 @@ def _group_targets(subjects: np.ndarray, method: str) -> np.ndarray:
 
 
 def _linear_test(models, subjects, method, n_permutations, rng, n_jobs):
-    """Observed group scores and counts of permuted scores >= observed (fast form)."""
+    """Observed group scores and (counts of permuted scores >= observed, sum, sum of squares)."""
     n = int(round((1 + np.sqrt(1 + 8 * models.shape[1])) / 2))
     targets = _group_targets(subjects, method)
     tables = [_model_table(rdm, method) for rdm in models]
@@ -175,23 +201,24 @@ def _linear_test(models, subjects, method, n_permutations, rng, n_jobs):
     observed = np.stack([_gathered_scores(t, s, identity, targets, buffers)[0] for t, s in tables])
 
     def count(perms: np.ndarray) -> np.ndarray:
+        scores = [_gathered_scores(table, scale, perms, targets, buffers) for table, scale in tables]
         return np.stack([
-            (_gathered_scores(table, scale, perms, targets, buffers) >= obs - _TIE_TOLERANCE).sum(0)
-            for (table, scale), obs in zip(tables, observed)
-        ])
+            np.stack([(s >= obs - _TIE_TOLERANCE).sum(0), s.sum(0), np.square(s).sum(0)])
+            for s, obs in zip(scores, observed)
+        ], axis=1)
 
-    counts = np.zeros_like(observed)
+    tally = np.zeros((3, *observed.shape))  # counts >= observed, sum, sum of squares
     batches = _permutation_batches(n, n_permutations, rng)
     with threadpool_limits(limits=1, user_api="blas"):  # small products: threads only cost
         if n_jobs == 1:
             for perms in batches:
-                counts += count(perms)
-            return observed, counts
+                tally += count(perms)
+            return observed, tally
         with ThreadPoolExecutor(n_jobs) as pool:
             while chunk := list(itertools.islice(batches, 4 * n_jobs)):
                 for partial in pool.map(count, chunk):
-                    counts += partial
-    return observed, counts
+                    tally += partial
+    return observed, tally
 
 
 def _gathered_scores(table, scale, perms, targets, buffers) -> np.ndarray:
@@ -224,14 +251,14 @@ def _generic_test(models, subjects, method, n_permutations, rng):
         return np.array([np.mean([compare(rdm, s) for s in group]) for group in subjects])
 
     observed = np.stack([group_scores(rdm) for rdm in models])
-    counts = np.zeros_like(observed)
+    tally = np.zeros((3, *observed.shape))  # counts >= observed, sum, sum of squares
     squares = [squareform(rdm, checks=False) for rdm in models]
     for perms in _permutation_batches(n, n_permutations, rng):
         for perm in perms:
             for k, square in enumerate(squares):
-                permuted = squareform(square[np.ix_(perm, perm)], checks=False)
-                counts[k] += group_scores(permuted) >= observed[k] - _TIE_TOLERANCE
-    return observed, counts
+                scores = group_scores(squareform(square[np.ix_(perm, perm)], checks=False))
+                tally[:, k] += [scores >= observed[k] - _TIE_TOLERANCE, scores, scores**2]
+    return observed, tally
 
 
 def fdr_bh(p_values: np.ndarray) -> np.ndarray:
