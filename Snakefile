@@ -36,6 +36,15 @@ include: "workflow/rules/figures.smk"
 include: "workflow/rules/bundle.smk"
 
 
+# After a crash (kill -9, out of memory), the hidden temp files of killed writers
+# (brainalign.io.atomic_write) are removed before any job: those no live run can own.
+onstart:
+    from brainalign.recovery import remove_orphan_temps
+
+    for orphan in remove_orphan_temps("."):
+        logger.info(f"removed {orphan}, a temp file left by an interrupted writer")
+
+
 rule all:
     default_target: True
     input:
