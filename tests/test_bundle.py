@@ -14,19 +14,45 @@ import pytest
 
 from brainalign import io
 from brainalign.bundle import RUN_RECORD, read_manifest, validate_crate, verify_bundle, write_crate, write_manifest
-from brainalign.bundle.record import collect_run_record, relative_command
-from brainalign.bundle.steps import dataset_description, group_mean_map, scrub_paths
+from brainalign.bundle.record import collect_run_record, devices_used, relative_command
+from brainalign.bundle.steps import dataset_description, drop_job_times, group_mean_map, scrub_paths
 
 from .conftest import REPO, snakemake
 
 
-def _run_record() -> dict:
+@pytest.fixture(scope="module")
+def extraction_log(tmp_path_factory) -> Path:
+    """An extraction job's log, through the job's log handler and the loader's own logger.
+
+    (Loading a real tiny model here costs 10-40 s of torch imports; the slow demo test
+    checks the line that features.loading.load_model really writes.)
+    """
+    import logging
+
+    from brainalign.logs import log_to_file
+
+    log = tmp_path_factory.mktemp("logs") / "model-clip_cond-joint_task-word_events.log"
+    with log_to_file(log):
+        logging.getLogger("brainalign.features.loading").info(
+            "model %s loaded: device %s dtype %s", "clip", "cpu", "float32")
+    return log
+
+
+def _run_record(logs: list[Path]) -> dict:
     environ = {"BRAINALIGN_RUN_START": "2026-01-01T00:00:00+00:00",
                "BRAINALIGN_COMMAND": "/opt/venv/bin/snakemake --profile profiles/default --cores 2"}
-    return collect_run_record({"clip": {"device": "auto", "dtype": "float32"}}, [], environ=environ)
+    models = {"clip": {"device": "cpu", "dtype": "bfloat16"}, "bert": {"device": "auto", "dtype": "float32"}}
+    return collect_run_record(models, logs, environ=environ)
 
 
-def _build(root: Path) -> Path:
+def test_run_record_has_the_device_and_dtype_used(extraction_log):
+    assert devices_used([extraction_log]) == {"clip": {"device": "cpu", "dtype": "float32"}}
+    devices = _run_record([extraction_log])["devices"]
+    assert devices["clip"] == {"device": "cpu", "dtype": "float32", "requested": "cpu bfloat16"}
+    assert devices["bert"] == {"device": "not loaded", "dtype": "not loaded", "requested": "auto float32"}
+
+
+def _build(root: Path, logs: list[Path]) -> Path:
     """A small bundle written with the real writers (Parquet, JSON, NIfTI, the Snakefile)."""
     io.write_table(pd.DataFrame({"roi": ["visual", "language"], "mean_r": [0.31, 0.12]}), root / "tables/encoding_group.parquet")
     io.write_json(dataset_description({"dataset": {"root": "results/demo/dataset"}}), root / "dataset_description.json")
@@ -37,13 +63,13 @@ def _build(root: Path) -> Path:
     (root / "figures").mkdir()
     (root / "figures" / ".snakemake_timestamp").write_text("")
     write_manifest(root)
-    write_crate(root, version="0.1.0", inputs={"stimuli:concepts.tsv": "0" * 64}, run=_run_record())
+    write_crate(root, version="0.1.0", inputs={"stimuli:concepts.tsv": "0" * 64}, run=_run_record(logs))
     return root
 
 
 @pytest.fixture(scope="module")
-def good(tmp_path_factory) -> Path:
-    return _build(tmp_path_factory.mktemp("bundle") / "bundle")
+def good(tmp_path_factory, extraction_log) -> Path:
+    return _build(tmp_path_factory.mktemp("bundle") / "bundle", [extraction_log])
 
 
 @pytest.fixture()
@@ -71,7 +97,8 @@ def test_crate_describes_workflow_run_inputs_and_results(good):
     assert run["startTime"] == "2026-01-01T00:00:00+00:00" and run["endTime"]
     assert "snakemake --profile profiles/default" in run["description"] and "/opt" not in run["description"]
     env = {graph[e["@id"]]["name"]: graph[e["@id"]]["value"] for e in run["environment"]}
-    assert env["BRAINALIGN_BACKEND"] == "numpy" and env["model clip device and dtype"] == "auto float32"
+    assert env["BRAINALIGN_BACKEND"] == "numpy" and env["model clip device and dtype"] == "cpu float32"
+    assert env["model clip requested device and dtype"] == "cpu bfloat16"
     assert graph["#input/stimuli:concepts.tsv"]["value"] == "sha256:" + "0" * 64
     assert graph["tables/encoding_group.parquet"]["sha256"] == io.sha256_file(good / "tables/encoding_group.parquet")
     assert {r["@id"] for r in run["result"]} >= {"tables/encoding_group.parquet", "dataset_description.json"}
@@ -148,6 +175,26 @@ def test_scrub_paths_makes_report_paths_relative():
     text = '"/work/repo/containers/figures.sif" "/work/run/results/x.png" "/work/repo"'
     out = scrub_paths(text, {"/work/repo": "<workflow>/", "/work/run": ""})
     assert out == '"<workflow>/containers/figures.sif" "results/x.png" "<workflow>/"'
+
+
+def test_drop_job_times_empties_the_reports_time_charts():
+    """On the pinned Snakemake's own template and chart writers: times gone, the rest unchanged."""
+    from importlib import resources
+
+    from snakemake.report.html_reporter import data
+
+    template = resources.files("snakemake").joinpath("report/html_reporter/template/index.html.jinja2").read_text()
+    jobs = [{"rule": "fit_encoding", "runtime": 12.5}, {"rule": "make_report", "runtime": 3.0}]
+    times = [{"rule": "fit_encoding", "starttime": "2026-12-06T08:57:13", "endtime": "2026-12-06T08:57:26"}]
+    html = template.replace("{{runtimes}}", data.render_runtimes(jobs)).replace("{{timeline}}", data.render_timeline(times))
+    out = drop_job_times(html)
+    assert "2026-12-06" in html and "12.5" in html
+    assert "2026-12-06" not in out and "12.5" not in out and "fit_encoding" not in out
+    assert out.replace("\n", "").count("var runtimes_spec = {") == 1 and '"values": []' in out
+    kept = [line for line in html.splitlines() if "_spec = " not in line]
+    assert kept == [line for line in out.splitlines() if "_spec = " not in line]
+    with pytest.raises(ValueError, match="runtimes and timeline charts"):
+        drop_job_times(html.replace("var timeline_spec", "var timeline"))
 
 
 def test_group_mean_map_averages_subjects_and_refuses_other_grids(tmp_path):

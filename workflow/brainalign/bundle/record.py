@@ -1,8 +1,8 @@
 """The run record: what differs between two runs of the same workflow on the same data.
 
 Times, the command line (paths made relative, no host or user name), the Snakemake
-profile, the compute backend (``BRAINALIGN_BACKEND``), the requested device and dtype
-of each model, and whether each feature file came from the feature cache. It is
+profile, the compute backend (``BRAINALIGN_BACKEND``), the device and dtype each model
+ran on (as the extraction logs say; the configured request beside it), and whether each feature file came from the feature cache. It is
 stored in the bundle's RO-Crate metadata (:data:`~brainalign.bundle.manifest.RUN_RECORD`).
 """
 
@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["START_VAR", "COMMAND_VAR", "now", "mark_run_start", "relative_command", "profile_of",
-           "feature_cache_status", "collect_run_record"]
+           "feature_cache_status", "devices_used", "collect_run_record"]
 
 START_VAR = "BRAINALIGN_RUN_START"
 COMMAND_VAR = "BRAINALIGN_COMMAND"
 _CACHE = re.compile(r"feature cache (hit|miss|off)")
+# The line features.loading.load_model logs once the model is on its device.
+_DEVICE = re.compile(r"model (\S+) loaded: device (\S+) dtype (\S+)")
 
 
 def now() -> str:
@@ -79,6 +81,35 @@ def feature_cache_status(logs: Sequence[str | os.PathLike]) -> dict[str, str]:
     return status
 
 
+def devices_used(logs: Sequence[str | os.PathLike]) -> dict[str, dict[str, str]]:
+    """The device and dtype each model was loaded on, read from the extraction logs.
+
+    Returns
+    -------
+    dict
+        Model name -> ``{"device": ..., "dtype": ...}``; several values (jobs on
+        different machines) are joined with ``,``. A model whose features all came
+        from the feature cache was never loaded and is absent.
+    """
+    seen: dict[str, dict[str, set[str]]] = {}
+    for log in map(Path, logs):
+        text = log.read_text(errors="replace") if log.is_file() else ""
+        for model, device, dtype in _DEVICE.findall(text):
+            entry = seen.setdefault(model, {"device": set(), "dtype": set()})
+            entry["device"].add(device)
+            entry["dtype"].add(dtype)
+    return {model: {k: ",".join(sorted(v)) for k, v in entry.items()} for model, entry in sorted(seen.items())}
+
+
+def _devices(models: Mapping[str, Mapping[str, Any]], logs: Sequence[str | os.PathLike]) -> dict[str, dict[str, str]]:
+    used = devices_used(logs)
+    out = {}
+    for name, spec in sorted(models.items()):
+        found = used.get(name, {"device": "not loaded", "dtype": "not loaded"})
+        out[name] = {**found, "requested": f"{spec.get('device', 'auto')} {spec.get('dtype', 'float32')}"}
+    return out
+
+
 def collect_run_record(
     models: Mapping[str, Mapping[str, Any]],
     extraction_logs: Sequence[str | os.PathLike],
@@ -102,7 +133,9 @@ def collect_run_record(
     -------
     dict
         Keys ``start``, ``end``, ``command``, ``profile``, ``backend``, ``devices``
-        (model -> requested device and dtype) and ``feature_cache`` (extraction -> status).
+        (model -> ``device``, ``dtype`` used, ``not loaded`` when every feature came
+        from the cache, and the configured ``requested`` pair) and ``feature_cache``
+        (extraction -> status).
     """
     command = relative_command(environ.get(COMMAND_VAR, "snakemake"), cwd)
     return {
@@ -111,7 +144,6 @@ def collect_run_record(
         "command": command,
         "profile": profile_of(command),
         "backend": environ.get("BRAINALIGN_BACKEND", "numpy"),
-        "devices": {name: {"device": spec.get("device", "auto"), "dtype": spec.get("dtype", "float32")}
-                    for name, spec in sorted(models.items())},
+        "devices": _devices(models, extraction_logs),
         "feature_cache": feature_cache_status(extraction_logs),
     }

@@ -3,6 +3,7 @@ derivative (BIDS), write Snakemake's report without private paths, and finish th
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -18,7 +19,8 @@ from .crate import WORKFLOW_FILE, write_crate
 from .manifest import write_manifest
 from .record import collect_run_record
 
-__all__ = ["copy_files", "group_mean_map", "dataset_description", "write_report", "scrub_paths", "finish_bundle"]
+__all__ = ["copy_files", "group_mean_map", "dataset_description", "write_report", "scrub_paths", "drop_job_times",
+           "finish_bundle"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,13 +78,47 @@ def scrub_paths(text: str, folders: Mapping[str, str]) -> str:
     return text
 
 
+# The report's two charts of job times (Snakemake 9 html_reporter: one JSON line each).
+_TIME_CHARTS = re.compile(r"^(?P<head>\s*var (?P<name>runtimes|timeline)_spec = )(?P<spec>\{.*\});$", re.MULTILINE)
+
+
+def drop_job_times(html: str) -> str:
+    """Snakemake's HTML report without the jobs' start/end times and runtimes.
+
+    The report's runtime and timeline charts differ between two runs of the same
+    workflow; their data are emptied (the charts stay, with a note) so the report's
+    bytes depend on the results only. The run's times are in the run record.
+
+    Raises
+    ------
+    ValueError
+        If the report has not exactly the two charts (another Snakemake version).
+    """
+    def empty(match: re.Match) -> str:
+        spec = json.loads(match["spec"])
+        spec["data"] = {"values": []}
+        spec["description"] = (f"{match['name'].capitalize()} of jobs: left out of the bundle, which must be "
+                               "byte-identical between runs; see ro-crate-metadata.json for the run's times.")
+        return match["head"] + json.dumps(spec) + ";"
+
+    html, n = _TIME_CHARTS.subn(empty, html)
+    if n != 2:
+        from importlib import metadata
+
+        raise ValueError(f"Snakemake's report (snakemake {metadata.version('snakemake')}) must hold the runtimes "
+                         f"and timeline charts, one JSON line each; found {n}. Adapt brainalign.bundle.steps."
+                         "_TIME_CHARTS to this version")
+    return html
+
+
 def write_report(snakefile: str | os.PathLike, config: Mapping[str, Any], out: str | os.PathLike,
                  folders: Mapping[str, str], scratch: str | os.PathLike) -> None:
     """Write Snakemake's HTML report of this working directory to ``out``, without private paths.
 
     Snakemake is run with ``--report`` on the resolved configuration (written to
     ``scratch``); the report names the rules' container paths absolutely, so each folder
-    of ``folders`` (absolute -> relative stand-in) is replaced before ``out`` is written.
+    of ``folders`` (absolute -> relative stand-in) is replaced, and the jobs' times are
+    dropped (:func:`drop_job_times`), before ``out`` is written.
     """
     import yaml
 
@@ -97,7 +133,7 @@ def write_report(snakefile: str | os.PathLike, config: Mapping[str, Any], out: s
         tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
         raise RuntimeError(f"snakemake --report failed (exit {proc.returncode}): {tail}; see {scratch}")
     with io.atomic_write(out) as tmp:
-        tmp.write_text(scrub_paths(raw.read_text(), folders))
+        tmp.write_text(drop_job_times(scrub_paths(raw.read_text(), folders)))
     logger.info("report written to %s (%s replaced by relative paths)", out, ", ".join(folders.values()))
 
 

@@ -299,4 +299,5 @@ def load_model(spec: ModelSpec, arch: Architecture) -> tuple[LoadedModel, torch.
     loaded = _SOURCES[spec.source](spec, arch, dtype)
     loaded.model.to(device=device, dtype=dtype).eval().requires_grad_(False)
     _prepare_tokenizer(loaded.tokenizer)
+    logger.info("model %s loaded: device %s dtype %s", spec.name, device, str(dtype).removeprefix("torch."))
     return loaded, device
