@@ -113,7 +113,7 @@ def test_scores_pair_rdms_by_concept_name_not_position(workdir):
 
 def test_planted_layer_is_significant_and_control_is_not(workdir):
     group = _table(workdir, "group").set_index(["roi", "model", "layer"])
-    assert group.loc[("lang", "good", 2), "q_fdr"] < 0.05
+    assert group.loc[("lang", "good", 2), "q"] < 0.05
     assert group.loc[("lang", "good", 2), "significant"]
     assert group.loc[("lang", "good", 2), "ci_low"] > 0
     assert not group.xs("ctrl", level="roi")["significant"].any()
@@ -121,7 +121,7 @@ def test_planted_layer_is_significant_and_control_is_not(workdir):
     assert (group["n_permutations"] == 300).all() and (group["n_subjects"] == 4).all()
     # FDR family: one model x condition across its layers and ROIs
     good = group.xs("good", level="model")
-    assert good["q_fdr"].min() >= good["p_perm"].min()
+    assert good["q"].min() >= good["p_perm"].min()
 
 
 def test_noise_ceiling_is_higher_in_the_driven_roi(workdir):

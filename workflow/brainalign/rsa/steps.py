@@ -272,8 +272,8 @@ def run_rsa(
         for s, subject in enumerate(subjects):
             scores.append(labels.assign(subject=subject, roi=roi, score=by_subject[:, s],
                                         n_voxels=meta["n_voxels_by_subject"][s]))
-        permutation.append(labels.assign(roi=roi, mean=result.statistic[:, r],
-                                         p_perm=result.p_value[:, r],
+        permutation.append(labels.assign(roi=roi, mean=result.observed[:, r],
+                                         p_perm=result.p_perm[:, r],
                                          n_permutations=result.n_permutations))
     first = ["subject", "roi", *UNIT]
     scores = pd.concat(scores, ignore_index=True)
@@ -429,22 +429,25 @@ def summarize_rsa(
     subjects = _concat(scores).sort_values(["roi", *UNIT, "subject"], kind="stable")
     tables = {"subjects": subjects.reset_index(drop=True)}
     perm = _concat(permutation)
-    perm["q_fdr"] = perm.groupby(CANDIDATE, sort=False)["p_perm"].transform(fdr_bh)
+    perm["p"] = perm["p_perm"]  # docs/tables.md: p is the tested p, q its BH-FDR q-value
+    perm["q"] = perm.groupby(CANDIDATE, sort=False)["p"].transform(fdr_bh)
     layers = _concat(inference["layers"]).drop(columns=["mean", "model_metric"])
     sem = subjects.groupby(["roi", *UNIT])["score"].sem().rename("sem").reset_index()
     group = perm.merge(layers, on=["roi", *UNIT, "comparison"]).merge(sem, on=["roi", *UNIT])
     group["n_subjects"] = subjects["subject"].nunique()
-    group["significant"] = group["q_fdr"] <= fdr_alpha
+    group["significant"] = group["q"] <= fdr_alpha
     tables["group"] = group.sort_values(["roi", *UNIT], kind="stable").reset_index(drop=True)
     tables["ceiling"] = _concat(inference["ceiling"])
     tables["selected"] = _concat(inference["selected"])
     models = _concat(inference["models"])
-    models["q_fdr"] = fdr_bh(models["p_boot"].to_numpy())
-    models["significant"] = models["q_fdr"] <= fdr_alpha
+    models["p"] = models["p_boot"]
+    models["q"] = fdr_bh(models["p"].to_numpy())
+    models["significant"] = models["q"] <= fdr_alpha
     tables["models"] = models
     pairwise = _concat(inference["pairwise"])
-    pairwise["q_fdr"] = pairwise.groupby("roi", sort=False)["p_boot"].transform(fdr_bh)
-    pairwise["significant"] = pairwise["q_fdr"] <= fdr_alpha
+    pairwise["p"] = pairwise["p_boot"]
+    pairwise["q"] = pairwise.groupby("roi", sort=False)["p"].transform(fdr_bh)
+    pairwise["significant"] = pairwise["q"] <= fdr_alpha
     tables["pairwise"] = pairwise
     tables["brain_rdms"] = group_brain_rdms(brain_paths, list(tables["ceiling"]["roi"]))
     task = io.load_arrays(brain_paths[0])[1]["task"]
