@@ -170,16 +170,20 @@ def plot_predicting_maps(maps: Sequence[PathLike], paths: Sequence[PathLike], dp
     for path in maps:
         ents = parse_entities(os.path.basename(str(path)))
         groups.setdefault(f"{ents.get('model')} ({ents.get('cond')})", []).append(path)
-    fig, axes = plt.subplots(len(groups), 1, figsize=(8, 2.6 * len(groups)), squeeze=False)
-    for ax, (label, files) in zip(axes[:, 0], groups.items()):
+    fig, axes = plt.subplots(len(groups), 2, figsize=(8.4, 2.6 * len(groups)), squeeze=False,
+                             gridspec_kw={"width_ratios": [40, 1]})
+    for (ax, cax), (label, files) in zip(axes, groups.items()):
         if not str(files[0]).endswith(".nii.gz"):
             ax.set_axis_off()
+            cax.set_axis_off()
             ax.set_title(f"{label}: not a volume, see the tables", fontsize=9)
             continue
         image = _mean_image(files)
         vmax = max(float(np.asarray(image.dataobj).max()), 1.0)
-        plotting.plot_glass_brain(image, axes=ax, colorbar=True, cmap="viridis", vmin=0, vmax=vmax,
+        plotting.plot_glass_brain(image, axes=ax, colorbar=False, cmap="viridis", vmin=0, vmax=vmax,
                                   threshold=0.5, plot_abs=False)
+        scale = plt.cm.ScalarMappable(cmap="viridis", norm=plt.Normalize(0, vmax))
+        fig.colorbar(scale, cax=cax, label="units")
         ax.set_title(f"{label}: units significantly predicting each voxel (mean over subjects)",
                      fontsize=9)
     save_figure(fig, paths, dpi)
