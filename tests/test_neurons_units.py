@@ -117,6 +117,7 @@ def test_the_demo_config_and_the_defaults_validate(neurons_config):
         (lambda c: c["neurons"].update(networks={}), "the atlas has no network labels"),
         (lambda c: c["neurons"].update(networks={"language": ["broca"]}), r"must list ROIs of 'dataset.rois'"),
         (lambda c: c["neurons"].update(correction="bonferroni"), r"'neurons.correction' must be one of"),
+        (lambda c: c["neurons"].update(tasks=["concepts"]), r"'neurons.tasks' must be null or a list of tasks"),
         (lambda c: c["neurons"]["demo"]["plants"][0].update(network="control"), "'control' is never driven"),
     ],
 )

@@ -186,6 +186,11 @@ def check_neurons(config: dict[str, Any], source: str = "config/config.yaml") ->
             _fail("config 'neurons.models' is empty but the dataset is synthetic_neurons; name the "
                   "models whose units are mapped", source)
         return
+    tasks = section["tasks"]
+    if tasks is not None and (not isinstance(tasks, list) or not tasks
+                              or set(tasks) - set(config["dataset"]["tasks"])):
+        _fail(f"config 'neurons.tasks' must be null or a list of tasks of 'dataset.tasks' "
+              f"{list(config['dataset']['tasks'])}; got {tasks!r}", source)
     for name in list(section["models"]):
         spec = _fill(section["models"][name], MODEL_DEFAULTS, f"neurons.models.{name}", source)
         _check_model(config, name, spec, source)
