@@ -1,4 +1,4 @@
-"""The brainalign command: subcommand table, stale lock handling, verify's exit codes."""
+"""The brainalign command (click): init, models, check, run, verify; stale lock handling."""
 
 from __future__ import annotations
 
@@ -7,22 +7,84 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
+import yaml
 
 from brainalign import cli
+from brainalign.config import validate_config
+from brainalign.starter import DEMO_CONFIG
+
+COMMANDS = ("init", "models", "check", "run", "verify")
 
 
 def test_subcommands_are_a_table():
-    assert {"verify", "run"} <= set(cli.COMMANDS)
-    assert all(isinstance(c, cli.Command) for c in cli.COMMANDS.values())
+    assert set(COMMANDS) == set(cli.COMMANDS)
+    assert all(isinstance(c, click.Command) for c in cli.COMMANDS.values())
 
 
 def test_help_lists_subcommands(capsys):
-    with pytest.raises(SystemExit) as exit:
-        cli.main(["--help"])
-    assert exit.value.code == 0
+    assert cli.main(["--help"]) == 0
     out = capsys.readouterr().out
-    assert "verify" in out and "run" in out
+    assert all(f"  {name} " in out for name in COMMANDS)
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_every_command_has_help(name, capsys):
+    assert cli.main([name, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"Usage: brainalign {name}") and len(out.splitlines()) >= 4
+
+
+def test_init_writes_a_commented_config_that_validates(tmp_path, capsys):
+    assert cli.main(["init", str(tmp_path / "study")]) == 0
+    path = tmp_path / "study" / "config" / "config.yaml"
+    assert f"wrote {path}" in capsys.readouterr().out
+    text = path.read_text()
+    config = yaml.safe_load(text)
+    demo = yaml.safe_load(DEMO_CONFIG.read_text())
+    assert validate_config(config) == validate_config(demo)
+    lines = text.splitlines()
+    keys = [i for i, line in enumerate(lines) if line.strip() and not line.lstrip().startswith("#")]
+    uncommented = [lines[i] for i in keys if not lines[i - 1].lstrip().startswith("#")]
+    assert not uncommented, uncommented[:5]
+    assert "# The one seed every stochastic step derives its random state from." in text
+    assert cli.main(["init", str(tmp_path / "study")]) == 1  # never overwrites
+    assert "exists" in capsys.readouterr().err
+
+
+def test_models_lists_families_conditions_and_ids(capsys):
+    assert cli.main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "clip  [image, text]" in out and "openai/clip-vit-base-patch32" in out
+    assert cli.main(["models", "--family", "lxmert"]) == 0
+    out = capsys.readouterr().out
+    assert "seeded noise image" in out and "conditions: sentence, picture, noise" in out
+    assert cli.main(["models", "--family", "nope"]) == 1
+    assert "unknown family 'nope'; registered: text_encoder" in capsys.readouterr().err
+
+
+def test_check_passes_the_demo_and_names_the_problem_of_a_broken_config(tmp_path, capsys):
+    assert cli.main(["check", str(DEMO_CONFIG)]) == 0
+    assert "configuration valid (3 models" in capsys.readouterr().out
+    config = yaml.safe_load(DEMO_CONFIG.read_text())
+    config["encoding"]["alphas"] = []
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))
+    assert cli.main(["check", str(tmp_path / "bad.yaml")]) == 1
+    assert "'encoding.alphas'" in capsys.readouterr().err
+
+
+def test_check_runs_the_readers_check_on_real_formats(tmp_path, capsys):
+    config = yaml.safe_load(DEMO_CONFIG.read_text())
+    config["dataset"].update(format="bids", root="data", mask=None)
+    config["stimuli"]["root"] = "stimuli"
+    for folder in ("data", "stimuli"):
+        (tmp_path / folder).mkdir()
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    assert cli.main(["check", str(tmp_path / "c.yaml"), "--directory", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "subject '01' not found: no folder sub-01 under data" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "results").exists() and not (tmp_path / ".snakemake").exists()
 
 
 def _lock(workdir: Path) -> Path:

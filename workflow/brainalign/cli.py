@@ -1,70 +1,113 @@
-"""The ``brainalign`` command: ``brainalign verify BUNDLE`` and ``brainalign run [snakemake args]``.
+"""The ``brainalign`` command (click): init, models, check, run, verify.
 
-Subcommands live in :data:`COMMANDS` (name -> :class:`Command`); a new one is a
-function registered with :func:`command`.
+``brainalign run [snakemake args]`` passes every argument to Snakemake, which loads the
+workflow profile ``profiles/default`` by itself; ``verify BUNDLE`` checks a result bundle.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["Command", "COMMANDS", "command", "main", "snakemake_processes", "clear_stale_lock"]
+import click
+
+__all__ = ["brainalign", "COMMANDS", "main", "snakemake_processes", "clear_stale_lock"]
+
+_HELP = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-@dataclass(frozen=True)
-class Command:
-    """One subcommand: its help, its arguments and what it does (returns the exit code)."""
+@click.group(context_settings=_HELP)
+@click.version_option(package_name="brainalign", prog_name="brainalign")
+def brainalign() -> None:
+    """Brain alignment of vision-language models: a Snakemake workflow and its library.
 
-    help: str
-    arguments: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace], int]
-
-
-COMMANDS: dict[str, Command] = {}
-
-
-def command(name: str, help: str, arguments: Callable[[argparse.ArgumentParser], None]):
-    """Register the decorated function as subcommand ``name``."""
-    def register(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-        COMMANDS[name] = Command(help, arguments, run)
-        return run
-    return register
+    \b
+    Start with:
+      brainalign init mystudy          write mystudy/config/config.yaml (every key commented)
+      brainalign models                which model families and conditions exist
+      brainalign check mystudy/config/config.yaml   validate config and data, run nothing
+      brainalign run --configfile mystudy/config/config.yaml
+      brainalign verify results/bundle
+    """
 
 
-# ---- verify ------------------------------------------------------------------------
+# ---- init --------------------------------------------------------------------------
 
 
-def _verify_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("bundle", help="the bundle folder (results/bundle)")
-    parser.add_argument("--no-crate", action="store_true", help="skip the RO-Crate validation (faster)")
+@brainalign.command(context_settings=_HELP, short_help="write a starter config with every key commented")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="overwrite an existing DIRECTORY/config/config.yaml")
+def init(directory: Path, force: bool) -> None:
+    """Write a starter config, DIRECTORY/config/config.yaml, with every key commented.
+
+    The values are the embedded demo's (the file runs as written); the comments are the
+    descriptions of workflow/schemas/config.schema.yaml.
+    """
+    from brainalign.starter import write_starter
+
+    try:
+        path = write_starter(directory, force=force)
+    except FileExistsError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"wrote {path}\nnext: edit its dataset, stimuli and models sections, then "
+               f"`brainalign check {path}`")
 
 
-@command("verify", "check a result bundle: checksums, files, private paths, RO-Crate", _verify_arguments)
-def verify(args: argparse.Namespace) -> int:
-    from brainalign.bundle import read_manifest, verify_bundle
+# ---- models ------------------------------------------------------------------------
 
-    problems = verify_bundle(args.bundle, validate=not args.no_crate)
-    for line in problems:
-        print(line)
-    if problems:
-        print(f"{args.bundle}: {len(problems)} problem(s)", file=sys.stderr)
-        return 1
-    print(f"{args.bundle}: OK ({len(read_manifest(args.bundle))} files; checksums, paths"
-          f"{'' if args.no_crate else ' and RO-Crate'} verified)")
-    return 0
+
+@brainalign.command(context_settings=_HELP, short_help="model families, their conditions, example ids")
+@click.option("--family", default=None, help="show one family only")
+def models(family: str | None) -> None:
+    """List the registered model families, the conditions each supports and example ids.
+
+    A config's model entry names its family with `extractor:` and its weights with
+    `source:` (tiny, pretrained, package, random) and `id:`.
+    """
+    from brainalign.api import model_families
+
+    rows = model_families()
+    if family is not None:
+        rows = [r for r in rows if r["family"] == family]
+        if not rows:
+            names = ", ".join(r["family"] for r in model_families())
+            raise click.ClickException(f"unknown family {family!r}; registered: {names}")
+    for row in rows:
+        needs = " (reads text with an image: text-only conditions get the seeded noise image)"
+        click.echo(f"{row['family']}  [{', '.join(row['modalities'])}]"
+                   f"{needs if row['requires_image'] else ''}")
+        click.echo(f"    conditions: {', '.join(row['conditions'])}")
+        click.echo(f"    e.g.:       {', '.join(row['examples'])}")
+
+
+# ---- check -------------------------------------------------------------------------
+
+
+@brainalign.command(context_settings=_HELP, short_help="validate a config and its data; runs nothing")
+@click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--directory", "-d", type=click.Path(file_okay=False, path_type=Path), default=".",
+              show_default=True, help="working folder the config's relative paths are read from")
+def check(config: Path, directory: Path) -> None:
+    """Validate CONFIG and its data without running anything.
+
+    The schema and cross-key checks of the workflow, then the dataset reader's check()
+    (every file of every subject and task found, entities and shapes as configured).
+    Synthetic (demo) datasets are generated by the run and are not looked for.
+    """
+    from brainalign.checking import check_config
+
+    try:
+        lines = check_config(config, directory)
+    except ValueError as error:  # ConfigError and DatasetError are ValueErrors
+        raise click.ClickException(str(error)) from None
+    for line in lines:
+        click.echo(line)
 
 
 # ---- run ---------------------------------------------------------------------------
-
-
-def _run_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("snakemake_args", nargs=argparse.REMAINDER, help="arguments passed to snakemake")
 
 
 def _workdir(args: Sequence[str]) -> Path:
@@ -125,11 +168,11 @@ def clear_stale_lock(workdir: str | os.PathLike) -> str | None:
     return "brainalign: removed the stale lock of an interrupted run (no snakemake process uses this folder)"
 
 
-@command("run", "run the workflow with snakemake, clearing a stale lock left by a crash", _run_arguments)
-def run(args: argparse.Namespace) -> int:
+def run_snakemake(snakemake_args: Sequence[str]) -> int:
+    """Clear a stale lock, record the command for the bundle, run snakemake; its exit code."""
     from brainalign.bundle.record import mark_run_start
 
-    snakemake_args = [a for a in args.snakemake_args if a != "--"]
+    snakemake_args = [a for a in snakemake_args if a != "--"]
     message = clear_stale_lock(_workdir(snakemake_args))
     if message:
         print(message, file=sys.stderr)
@@ -138,18 +181,63 @@ def run(args: argparse.Namespace) -> int:
     return subprocess.run([sys.executable, "-m", "snakemake", *snakemake_args], env=env).returncode
 
 
+@brainalign.command(context_settings={**_HELP, "ignore_unknown_options": True, "allow_extra_args": True},
+                    short_help="run the workflow (snakemake args), clearing a stale lock")
+@click.argument("snakemake_args", nargs=-1, type=click.UNPROCESSED)
+def run(snakemake_args: tuple[str, ...]) -> None:
+    """Run the workflow with snakemake, clearing a stale lock left by a crash.
+
+    Every argument after `run` is Snakemake's (`brainalign run --cores 4 --dry-run`);
+    Snakemake loads the workflow profile profiles/default (cores, latency, rerun-incomplete)
+    unless --workflow-profile names another (profiles/slurm for a cluster). At the end the
+    run prints where the report and the bundle are, and the headline numbers.
+    """
+    sys.exit(run_snakemake(snakemake_args))
+
+
+# ---- verify ------------------------------------------------------------------------
+
+
+@brainalign.command(context_settings=_HELP, short_help="check a result bundle: checksums, files, RO-Crate")
+@click.argument("bundle")
+@click.option("--no-crate", is_flag=True, help="skip the RO-Crate validation (faster)")
+def verify(bundle: str, no_crate: bool) -> None:
+    """Check a result BUNDLE (results/bundle): checksums, files, private paths, RO-Crate."""
+    from brainalign.bundle import read_manifest, verify_bundle
+
+    problems = verify_bundle(bundle, validate=not no_crate)
+    for line in problems:
+        click.echo(line)
+    if problems:
+        click.echo(f"{bundle}: {len(problems)} problem(s)", err=True)
+        sys.exit(1)
+    click.echo(f"{bundle}: OK ({len(read_manifest(bundle))} files; checksums, paths"
+               f"{'' if no_crate else ' and RO-Crate'} verified)")
+
+
+#: name -> click command, in the order of ``brainalign --help``
+COMMANDS: dict[str, click.Command] = brainalign.commands
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``brainalign`` console command; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="brainalign", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, cmd in COMMANDS.items():
-        cmd.arguments(sub.add_parser(name, help=cmd.help, description=cmd.help))
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["run"] and not {"-h", "--help"} & set(argv[1:2]):
-        # everything after `run` is snakemake's, options included
-        return COMMANDS["run"].run(argparse.Namespace(command="run", snakemake_args=argv[1:]))
-    args = parser.parse_args(argv)
-    return COMMANDS[args.command].run(args)
+        # everything after `run` is snakemake's, --help and --version included
+        return run_snakemake(argv[1:])
+    try:
+        code = brainalign.main(args=argv, prog_name="brainalign", standalone_mode=False)
+    except click.exceptions.Exit as done:
+        return done.exit_code
+    except click.ClickException as error:
+        error.show()
+        return error.exit_code
+    except click.Abort:
+        click.echo("aborted", err=True)
+        return 1
+    except SystemExit as done:
+        return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":
