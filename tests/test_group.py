@@ -19,10 +19,20 @@ def test_group_ttest_matches_scipy():
     out = group_ttest(table, "mean_r", ["roi"]).set_index("roi")
     for roi in ("language", "visual"):
         values = table.loc[table.roi == roi, "mean_r"]
-        t, p = stats.ttest_1samp(values, 0)
+        t, p = stats.ttest_1samp(values, 0, alternative="greater")  # one-sided by default
         assert out.loc[roi, "t"] == pytest.approx(t)
         assert out.loc[roi, "p"] == pytest.approx(p)
         assert out.loc[roi, "n_subjects"] == 5
+        assert out.loc[roi, "alternative"] == "greater"
+    both = group_ttest(table, "mean_r", ["roi"], alternative="two-sided").set_index("roi")
+    assert both.loc["visual", "p"] == pytest.approx(2 * out.loc["visual", "p"])
+
+
+def test_group_ttest_is_one_sided_so_below_chance_is_not_significant():
+    table = pd.DataFrame({"subject": ["01", "02", "03"], "roi": "visual", "mean_r": [-0.14, -0.12, -0.13]})
+    out = group_ttest(table, "mean_r", ["roi"])
+    assert out["t"].item() < -10 and out["p"].item() > 0.99
+    assert group_ttest(table, "mean_r", ["roi"], alternative="two-sided")["p"].item() < 0.05
 
 
 def test_group_ttest_names_missing_columns():

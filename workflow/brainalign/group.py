@@ -1,4 +1,12 @@
-"""Group statistics across subjects."""
+"""Group statistics across subjects.
+
+Tests of a score against chance are one-sided by default (``alternative="greater"``: is the
+model aligned with the brain?): a held-out r below 0 is not anti-alignment but the fold-wise
+mean shift of cross-validation (a voxel without signal scores slightly below 0 on average;
+see :mod:`brainalign.encoding.scoring`), so a significantly *negative* group mean would
+answer no question. Tables say which test they hold in their ``alternative`` column.
+Paired tests between two models or conditions stay two-sided: either may be better.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +18,7 @@ import pandas as pd
 
 from . import io
 
-__all__ = ["collect_tables", "group_ttest", "group_paired_ttest"]
+__all__ = ["ALTERNATIVES", "collect_tables", "group_ttest", "group_paired_ttest"]
 
 
 def collect_tables(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
@@ -20,7 +28,10 @@ def collect_tables(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
     return pd.concat([io.read_table(p) for p in paths], ignore_index=True)
 
 
-def group_ttest(table: pd.DataFrame, value: str, by: Sequence[str]) -> pd.DataFrame:
+ALTERNATIVES = ("greater", "two-sided", "less")
+
+
+def group_ttest(table: pd.DataFrame, value: str, by: Sequence[str], alternative: str = "greater") -> pd.DataFrame:
     """One-sample t-test of ``value`` against 0 across subjects, per group of ``by``.
 
     Parameters
@@ -31,15 +42,19 @@ def group_ttest(table: pd.DataFrame, value: str, by: Sequence[str]) -> pd.DataFr
         Column to test (e.g. ``mean_r`` or ``score``).
     by : sequence of str
         Columns identifying a group (task, model, condition, layer, roi...).
+    alternative : {"greater", "two-sided", "less"}
+        ``"greater"`` (default): one-sided, mean above 0 (see the module docstring).
 
     Returns
     -------
     DataFrame
-        One row per group: ``mean``, ``sem``, ``t``, ``p`` (two-sided), ``n_subjects``.
-        With fewer than two subjects ``t`` and ``p`` are NaN.
+        One row per group: ``mean``, ``sem``, ``t``, ``p`` (as ``alternative`` says),
+        ``n_subjects``, ``alternative``. With fewer than two subjects ``t`` and ``p`` are NaN.
     """
     from scipy import stats
 
+    if alternative not in ALTERNATIVES:
+        raise ValueError(f"group_ttest: 'alternative' must be one of {', '.join(ALTERNATIVES)}; got {alternative!r}")
     missing = [c for c in [value, "subject", *by] if c not in table.columns]
     if missing:
         raise ValueError(f"group_ttest: table lacks columns {missing}; it has {list(table.columns)}")
@@ -48,12 +63,12 @@ def group_ttest(table: pd.DataFrame, value: str, by: Sequence[str]) -> pd.DataFr
         values = sub[value].to_numpy(dtype=float)
         n = int(np.isfinite(values).sum())
         if n >= 2:
-            t, p = stats.ttest_1samp(values, 0.0, nan_policy="omit")
+            t, p = stats.ttest_1samp(values, 0.0, nan_policy="omit", alternative=alternative)
             sem = float(stats.sem(values, nan_policy="omit"))
         else:
             t, p, sem = np.nan, np.nan, np.nan
         rows.append({**dict(zip(by, keys)), "mean": float(np.nanmean(values)), "sem": sem,
-                     "t": float(t), "p": float(p), "n_subjects": n})
+                     "t": float(t), "p": float(p), "n_subjects": n, "alternative": alternative})
     return pd.DataFrame(rows)
 
 
