@@ -45,6 +45,15 @@ onstart:
         logger.info(f"removed {orphan}, a temp file left by an interrupted writer")
 
 
+# At the end of a successful run: where the report and the bundle are, and the headline
+# numbers (for the demo, the planted-truth check: driven ROIs against the control).
+onsuccess:
+    from brainalign.summary import run_summary
+
+    for line in run_summary(config):
+        logger.info(line)
+
+
 rule all:
     default_target: True
     input:
