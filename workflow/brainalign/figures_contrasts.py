@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .figures import _pyplot, save_figure
+from .figures import DPI, _pyplot, save_figure
 from .figures_electrodes import glass_markers, tidy_rows
 from .pipeline import parse_entities
 
@@ -30,7 +30,7 @@ def _share_columns(group: pd.DataFrame) -> tuple[str, str]:
     return "share", "share of selected units significant"
 
 
-def plot_contrast_shares(group: pd.DataFrame, paths: Sequence[PathLike], dpi: int = 120) -> None:
+def plot_contrast_shares(group: pd.DataFrame, paths: Sequence[PathLike], dpi: int = DPI) -> None:
     """Bars of the share of significant sites per ROI / region and overall, per contrast.
 
     Parameters
@@ -61,7 +61,7 @@ def plot_contrast_shares(group: pd.DataFrame, paths: Sequence[PathLike], dpi: in
         ax.set_title(f"task {task}: {label} (95% Wilson CI)", fontsize=9)
         ax.legend(fontsize=7, frameon=False)
     fig.tight_layout()
-    save_figure(fig, paths, dpi)
+    save_figure(fig, paths, dpi, table=group)
 
 
 def site_table(units: pd.DataFrame) -> pd.DataFrame:
@@ -77,7 +77,7 @@ def site_table(units: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot_electrode_contrasts(units: pd.DataFrame, paths: Sequence[PathLike], *, title: str = "",
-                             dpi: int = 120) -> None:
+                             dpi: int = DPI) -> None:
     """Electrodes of every subject on a glass brain, one row per contrast: colour = delta of
     held-out r at the electrode's best time bin, large markers = significant sites."""
     plt = _pyplot()
@@ -94,7 +94,7 @@ def plot_electrode_contrasts(units: pd.DataFrame, paths: Sequence[PathLike], *, 
         xyz = table[["x", "y", "z"]].to_numpy(float)
         glass_markers(ax, table["delta"].to_numpy(float)[significant], xyz[significant], sizes=40,
                       vmax=vmax, background=xyz[~significant])
-    save_figure(fig, paths, dpi)
+    save_figure(fig, paths, dpi, table=sites)
 
 
 def _by_contrast(paths: Sequence[PathLike]) -> dict[str, list[str]]:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from . import io
-from .figures import _pyplot, save_figure
+from .figures import DPI, _pyplot, save_figure
 from .pipeline import map_sidecar, parse_entities
 
 __all__ = ["glass_markers", "tidy_rows", "electrode_map_table", "plot_electrode_maps"]
@@ -70,7 +70,7 @@ def electrode_map_table(paths: Sequence[PathLike], deepest_only: bool = True) ->
 
 
 def plot_electrode_maps(table: pd.DataFrame, paths: Sequence[PathLike], *, title: str = "",
-                        dpi: int = 120) -> None:
+                        dpi: int = DPI) -> None:
     """One glass brain per model / condition: every subject's electrodes coloured by the held-out
     r of their best time bin (a table of :func:`electrode_map_table`)."""
     plt = _pyplot()
@@ -81,4 +81,4 @@ def plot_electrode_maps(table: pd.DataFrame, paths: Sequence[PathLike], *, title
     for ax, label in zip(axes[:, 0], labels):
         rows = table[table["label"] == label]
         glass_markers(ax, rows["r"], rows[["x", "y", "z"]], sizes=18, vmax=vmax)
-    save_figure(fig, paths, dpi)
+    save_figure(fig, paths, dpi, table=table)

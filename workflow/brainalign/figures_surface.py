@@ -8,6 +8,7 @@ are the copies nilearn ships (no download). Every figure is saved by
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -15,7 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from .figures import _pyplot, save_figure
+import pandas as pd
+
+from .figures import DPI, _pyplot, save_figure
 
 __all__ = ["plot_surface_maps", "FSAVERAGE5_VERTICES"]
 
@@ -189,8 +192,8 @@ def plot_surface_maps(
     cmap: str = "cold_hot",
     vmax: float | None = None,
     value_label: str = "held-out r",
-    dpi: int = 120,
-) -> None:
+    dpi: int = DPI,
+) -> pd.DataFrame:
     """Draw vertex maps on the inflated fsaverage5 surface, one row per map.
 
     Each row shows the left hemisphere (lateral, medial) and the right (medial, lateral)
@@ -216,9 +219,15 @@ def plot_surface_maps(
         Colour bar label, with units.
     dpi : int
         Resolution of raster outputs.
+
+    Returns
+    -------
+    DataFrame
+        The coloured vertices (``map``, ``hemi``, ``vertex``, ``value``), also written next to
+        the figure.
     """
     plt = _pyplot()
-    from nilearn import plotting  # noqa: F401  (registers nilearn's colour maps, cold_hot)
+    importlib.import_module("nilearn.plotting")  # registers nilearn's colour maps (cold_hot)
 
     checked = _check_maps(maps)
     vmax, colours = _colour_scale(checked, vmax, threshold, plt.get_cmap(cmap))
@@ -241,4 +250,17 @@ def plot_surface_maps(
         fontsize=7.5,
     )
     logger.info("surface maps: %d rows, |value| <= %.3g, threshold %s", len(checked), vmax, threshold)
-    save_figure(fig, out_paths, dpi)
+    table = _shown(checked, threshold)
+    save_figure(fig, out_paths, dpi, table=table)
+    return table
+
+
+def _shown(maps: Mapping[str, Mapping[str, np.ndarray]], threshold: float | None) -> pd.DataFrame:
+    """The vertices a figure colours: finite, and |value| >= threshold."""
+    rows = []
+    for label, pair in maps.items():
+        for hemi, values in pair.items():
+            keep = np.isfinite(values) & (np.abs(values) >= (threshold or 0.0))
+            rows.append(pd.DataFrame({"map": label, "hemi": hemi, "vertex": np.flatnonzero(keep),
+                                      "value": values[keep]}))
+    return pd.concat(rows, ignore_index=True)

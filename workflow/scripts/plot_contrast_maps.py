@@ -23,4 +23,5 @@ with log_to_file(snakemake.log[0]):
         maps = {}
         for path in snakemake.input.maps:
             maps.setdefault(parse_entities(path)["contrast"], []).append(path)
-        plot_encoding_maps(maps, paths=snakemake.output.figures, title=title, dpi=dpi)
+        plot_encoding_maps(maps, paths=snakemake.output.figures, title=title, dpi=dpi, alpha=None,
+                           value_label="delta r (side a - side b)")

@@ -20,7 +20,7 @@ with log_to_file(snakemake.log[0]):
         plot_surface_maps(
             group_surface_maps_by_unit(snakemake.input.maps, deepest_only=True),
             snakemake.output.figures,
-            threshold=0.05,
+            threshold=0.05,  # fixed |r|: surfaces have no group test yet
             title=title,
             dpi=snakemake.params.figures["dpi"],
         )
@@ -29,5 +29,6 @@ with log_to_file(snakemake.log[0]):
             group_maps_by_unit(snakemake.input.maps, deepest_only=True),
             paths=snakemake.output.figures,
             title=title,
+            alpha=snakemake.params.alpha,
             dpi=snakemake.params.figures["dpi"],
         )

@@ -17,7 +17,7 @@ import pandas as pd
 
 from .. import io
 from ..encoding.stats import fdr_bh
-from ..figures import _pyplot, save_figure
+from ..figures import DPI, _pyplot, save_figure
 from ..pipeline import parse_entities
 
 __all__ = ["FAMILIES", "family_of", "pool_tables", "plot_layer_curves", "plot_ablation"]
@@ -76,7 +76,7 @@ def _depth(table: pd.DataFrame, n_layers: Mapping[str, int] | None) -> pd.Series
 
 def plot_layer_curves(estimands: pd.DataFrame, families: Mapping[str, str], paths: Sequence[PathLike],
                       *, estimand: str = "group_mean_rdm", q_level: float = 0.05,
-                      dpi: int = 120) -> None:
+                      dpi: int = DPI) -> None:
     """Score against relative layer depth, one panel per model family x ROI, one line per
     model x condition; filled markers: q <= ``q_level``; band: the bootstrap interval."""
     plt = _pyplot()
@@ -106,7 +106,7 @@ def plot_layer_curves(estimands: pd.DataFrame, families: Mapping[str, str], path
         ax.legend(fontsize=5, frameon=False)
     fig.suptitle(f"RSA per layer ({estimand.replace('_', ' ')}; filled: q <= {q_level})", fontsize=9)
     fig.tight_layout()
-    save_figure(fig, paths, dpi)
+    save_figure(fig, paths, dpi, table=table)
 
 
 def _best_layers(table: pd.DataFrame) -> pd.DataFrame:
@@ -117,7 +117,7 @@ def _best_layers(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot_ablation(estimands: pd.DataFrame, paths: Sequence[PathLike], *,
-                  estimand: str = "subject_mean", q_level: float = 0.05, dpi: int = 120) -> None:
+                  estimand: str = "subject_mean", q_level: float = 0.05, dpi: int = DPI) -> None:
     """Paper 000's ablation figure: per ROI, each model's conditions side by side at its best
     layer (best mean score over conditions), bootstrap interval, noise-ceiling band, * for
     q <= ``q_level``."""
@@ -149,4 +149,4 @@ def plot_ablation(estimands: pd.DataFrame, paths: Sequence[PathLike], *,
                      f"* q <= {q_level})", fontsize=8)
         ax.legend(fontsize=6, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
-    save_figure(fig, paths, dpi)
+    save_figure(fig, paths, dpi, table=table)

@@ -19,7 +19,7 @@ import pandas as pd
 from .. import io
 from ..contrasts.rois import condition_pair_ttests, roi_ttests, subject_roi_means
 from ..datasets.units import roi_mask
-from ..figures import _pyplot, save_figure
+from ..figures import DPI, _pyplot, save_figure
 
 __all__ = [
     "encoding_units",
@@ -101,7 +101,7 @@ def paper002_tables(conditions_units: pd.DataFrame, conditions: Sequence[str],
 
 
 def plot_roi_bars(tables: Mapping[str, pd.DataFrame], paths: Sequence[PathLike], *,
-                  alpha: float = 0.05, dpi: int = 120) -> None:
+                  alpha: float = 0.05, dpi: int = DPI) -> None:
     """Per task and ROI: mean held-out r (over subjects, with SEM) of each condition and of the
     residual; * above a condition beating the next one, and above the residual > 0 (Holm)."""
     plt = _pyplot()
@@ -141,10 +141,12 @@ def plot_roi_bars(tables: Mapping[str, pd.DataFrame], paths: Sequence[PathLike],
                      f"Holm across ROIs, * p <= {alpha})", fontsize=8)
         ax.legend(fontsize=7, frameon=False)
     fig.tight_layout()
-    save_figure(fig, paths, dpi)
+    save_figure(fig, paths, dpi, table=pd.concat(
+        [means.groupby(["task", "roi", "condition"])["r"].agg(["mean", "sem"]).reset_index(),
+         *([residual.assign(condition="residual")] if residual is not None else [])], ignore_index=True))
 
 
-def plot_layer_deltas(layers: pd.DataFrame, paths: Sequence[PathLike], *, dpi: int = 120) -> None:
+def plot_layer_deltas(layers: pd.DataFrame, paths: Sequence[PathLike], *, dpi: int = DPI) -> None:
     """Fine-tuned - pretrained held-out r per layer (mean over subjects, SEM band), per ROI;
     filled markers: Holm-significant layers."""
     plt = _pyplot()
@@ -164,11 +166,11 @@ def plot_layer_deltas(layers: pd.DataFrame, paths: Sequence[PathLike], *, dpi: i
         ax.set_title(f"task {task}: {contrast} at every layer (filled: significant, Holm)", fontsize=8)
         ax.legend(fontsize=7, frameon=False)
     fig.tight_layout()
-    save_figure(fig, paths, dpi)
+    save_figure(fig, paths, dpi, table=layers)
 
 
 def plot_stream_bars(streams: pd.DataFrame, paths: Sequence[PathLike], *, alpha: float = 0.05,
-                     dpi: int = 120) -> None:
+                     dpi: int = DPI) -> None:
     """Per task and joint model: each stream's unique R^2 per ROI (mean over subjects, SEM),
     * where it is above 0 (one-sided t-test across subjects, Holm across ROIs)."""
     plt = _pyplot()
@@ -193,4 +195,4 @@ def plot_stream_bars(streams: pd.DataFrame, paths: Sequence[PathLike], *, alpha:
                      f"(* p <= {alpha}, one-sided, Holm across ROIs)", fontsize=8)
         ax.legend(title="stream", fontsize=7, title_fontsize=7, frameon=False)
     fig.tight_layout()
-    save_figure(fig, paths, dpi)
+    save_figure(fig, paths, dpi, table=unique)
