@@ -14,7 +14,9 @@ fold, voxels in batches) and ``"himalaya"`` (himalaya's ``RidgeCV`` /
 the kernel (dual) form when the delayed features outnumber the training samples.
 
 The library asks ``himalaya.backend.get_backend()``; it never sets the backend
-(scripts do, once, at their entry).
+(scripts do, once, at their entry). On a torch or cupy backend the responses go to the
+device once per :func:`fit_encoding` and stay there for every fold, alpha and batch
+(:mod:`.device`); only the predictions of each fold come back.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import numpy as np
 from ._checks import check_2d, check_alphas, check_delays, check_groups, check_n_folds, lookup
 from .cv import KINDS, Split, inner_splits, outer_splits
 from .delays import make_delays
+from .device import Device
 from .scoring import MIN_FOLD_SAMPLES, SCORINGS, score_folds
 from .solver import fit_predict_ridge_cv, resolve_form
 
@@ -180,8 +183,10 @@ def fit_encoding(
         engine,
     )
 
+    Y_fit = _on_device(Y) if engine == "eigen" else Y
+
     def fitter(train, test, inner):
-        return fit_fold(X_fit, Y, train, test, grid, inner, form, n_targets_batch)
+        return fit_fold(X_fit, Y_fit, train, test, grid, inner, form, n_targets_batch)
 
     return cross_validated_result(
         Y,
@@ -318,6 +323,15 @@ def _fit_fold_eigen(X_fit, Y, train, test, grid, inner, form, n_targets_batch) -
         X_train, Y, X_test, grid, inner, rows=train, form=form, n_targets_batch=n_targets_batch
     )
     return fit.predictions, fit.alpha, fit.cv_r2
+
+
+def _on_device(Y: np.ndarray):
+    """``Y`` moved once to the backend's device (float32) for the whole job; numpy: as is."""
+    device = Device()
+    if device.name == "numpy":
+        return Y
+    logger.info("responses on the %s device for the whole fit (float32)", device.name)
+    return device.put(Y, "float32")
 
 
 def _fit_fold_himalaya(X_fit, Y, train, test, grid, inner, form, n_targets_batch) -> FoldFit:

@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from ._checks import check_2d, check_alphas
+from .device import GPU_BACKENDS, Device
 
 __all__ = ["FORMS", "FixedAlphaRidge", "RidgeCVFit", "fit_predict_ridge_cv", "resolve_form"]
 
@@ -60,9 +61,6 @@ CLUSTER_TOL = 1e-6
 
 #: Relative size of the tie-breaking slope towards larger alphas (as himalaya).
 TIE_SLOPE = 1e-10
-
-#: himalaya backends whose arrays live on a GPU.
-GPU_BACKENDS = ("torch_cuda", "cupy")
 
 
 @dataclass(frozen=True, eq=False)
@@ -141,30 +139,31 @@ def fit_predict_ridge_cv(
     """
     X_train, X_test, rows, alphas = _check_fit_inputs(X_train, Y, X_test, alphas, rows)
     form = resolve_form(form, X_train.shape[1], X_train.shape[0])
+    device = Device()
+    if device.name != "numpy":  # one transfer in; the folds and alphas run on the device
+        Y = device.put(Y, "float32")
     batches = _batches(Y.shape[1], n_targets_batch)
-    y_mean = _train_mean(Y, rows, batches)
+    y_mean = _train_mean(device, Y, rows, batches)
     gram = _Gram(form, X_train, X_test)
-    sse = np.zeros((len(alphas), Y.shape[1]))
-    sst = np.zeros(Y.shape[1])
+    sse = device.zeros((len(alphas), Y.shape[1]), "float64")
+    sst = device.zeros((Y.shape[1],), "float64")
     for train, test in cv:
         system = gram.system(train, test, alphas[0])
         for cols in batches:
-            y_train = Y[:, cols][rows[train]]
-            y_train -= y_mean[cols]
-            y_test = Y[:, cols][rows[test]]
-            y_test -= y_mean[cols]
-            norm = np.einsum("ij,ij->j", y_test, y_test, dtype=np.float64)
+            y_train = _centred_rows(device, Y, rows[train], cols, y_mean)
+            y_test = _centred_rows(device, Y, rows[test], cols, y_mean)
+            norm = _sum_squares(device, y_test)
             excess = system.validation_excess(y_train, y_test, alphas)
             sse[:, cols] += (excess + norm) / test.size
             sst[cols] += norm / test.size
         del system
-    best, cv_score, cv_r2 = _choose(sse, sst, alphas, len(cv))
+    best, cv_score, cv_r2 = _choose(device.get(sse), device.get(sst), alphas, len(cv))
     system = gram.system(None, None, None)
-    predictions = np.empty((X_test.shape[0], Y.shape[1]), dtype=np.float32)
+    predictions = device.zeros((X_test.shape[0], Y.shape[1]), "float32")
     for cols in batches:
-        y_train = Y[:, cols][rows]
-        y_train -= y_mean[cols]
+        y_train = _centred_rows(device, Y, rows, cols, y_mean)
         predictions[:, cols] = system.predict(y_train, alphas[best[cols]]) + y_mean[cols]
+    predictions = device.get(predictions)  # one transfer out
     return RidgeCVFit(predictions, alphas[best], cv_score, cv_r2, form)
 
 
@@ -330,11 +329,35 @@ def _batches(n_targets: int, n_targets_batch: int | None) -> list[slice]:
     return [slice(start, start + size) for start in range(0, n_targets, max(size, 1))]
 
 
-def _train_mean(Y: np.ndarray, rows: np.ndarray, batches: list[slice]) -> np.ndarray:
-    mean = np.empty(Y.shape[1], dtype=np.float32)
+def _train_mean(device: Device, Y, rows: np.ndarray, batches: list[slice]):
+    """Training mean of every voxel (accumulated in float64), float32 on the device."""
+    if device.name == "numpy":
+        mean = np.empty(Y.shape[1], dtype=np.float32)
+        for cols in batches:
+            mean[cols] = Y[:, cols][rows].mean(axis=0, dtype=np.float64)
+        return mean
+    mean = device.zeros((Y.shape[1],), "float32")
+    index = device.index(rows)
     for cols in batches:
-        mean[cols] = Y[:, cols][rows].mean(axis=0, dtype=np.float64)
+        mean[cols] = device.cast(device.sum(Y[:, cols][index], 0, "float64") / rows.size, "float32")
     return mean
+
+
+def _centred_rows(device: Device, Y, rows: np.ndarray, cols: slice, y_mean):
+    """``Y[rows, cols]`` minus the training mean: a new float32 array on the device."""
+    if device.name == "numpy":
+        y = Y[:, cols][rows]
+        y -= y_mean[cols]
+        return y
+    return Y[:, cols][device.index(rows)] - y_mean[cols]
+
+
+def _sum_squares(device: Device, y):
+    """Sum of squares of every column, accumulated in float64 (the validation norms)."""
+    if device.name == "numpy":
+        return np.einsum("ij,ij->j", y, y, dtype=np.float64)
+    y = device.cast(y, "float64")
+    return device.sum(y * y, 0)
 
 
 def _choose(sse: np.ndarray, sst: np.ndarray, alphas: np.ndarray, n_folds: int):
@@ -433,14 +456,14 @@ class _EigenSystem:
             quad[span] += block @ z[span]
         quad *= z
         d = backend.asarray(1.0 / (self.eigenvalues[None, :] + alphas[:, None]), dtype="float64")
-        return backend.to_numpy(2.0 * (d @ cross) + (d * d) @ quad)
+        return 2.0 * (d @ cross) + (d * d) @ quad
 
     def predict(self, y_train: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-        """Predictions with one alpha per target, array of shape (n_test, n_targets), float32."""
+        """Predictions with one alpha per target, (n_test, n_targets) float32 on the device."""
         backend = self.backend
         z = self.R.T @ backend.asarray(y_train, dtype="float32")
         d = 1.0 / (self.eigenvalues[:, None] + alpha[None, :])
-        return backend.to_numpy(self.A @ (z * backend.asarray(d, dtype="float32")))
+        return self.A @ (z * backend.asarray(d, dtype="float32"))
 
 
 def _clusters(eigenvalues: np.ndarray, alpha_min: float) -> np.ndarray:

@@ -52,6 +52,8 @@ from ._checks import check_blocks, check_groups, lookup
 from .delays import make_delays
 from .ridge import EncodingResult, standardize
 from .scoring import SCORINGS
+from .device import Device
+from .nulls import PermutedRefit, null_statistics
 from .solver import FixedAlphaRidge
 from .tail import MAX_TAIL, TAILS, empirical_p, gpd_tail_p, normal_p
 
@@ -67,6 +69,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 Split = tuple[np.ndarray, np.ndarray]
+
+#: ``method`` values of :func:`permutation_pvalues` that take the former, gathering path.
+GATHER_METHODS = ("hat-gather", "eigen-gather")
 
 
 def block_permutation(n: int, block_size: int, rng: np.random.Generator) -> np.ndarray:
@@ -229,6 +234,7 @@ def permutation_pvalues(
     n_targets_batch: int | None = 4096,
     method: str = "auto",
     tail: str = "normal",
+    dtype: str = "float32",
 ) -> PermutationResult:
     """One-sided permutation test of cross-validated ridge scores, refitting every fold.
 
@@ -258,12 +264,18 @@ def permutation_pvalues(
         Seed of the permutations.
     n_targets_batch : int or None
         Voxels processed at a time (bounds memory); None takes all.
-    method : {"auto", "hat", "eigen"}
-        How each fold is refitted (:class:`~brainalign.encoding.solver.FixedAlphaRidge`);
-        the same result up to float32 round-off.
+    method : {"auto", "hat", "eigen", "hat-gather", "eigen-gather"}
+        How each fold is refitted: a hat matrix per alpha or the eigenbasis
+        (:class:`~brainalign.encoding.nulls.PermutedRefit`, the operators permuted, on the
+        backend's device; ``"auto"``: fewer operations); ``"-gather"``: the former path,
+        the responses gathered per permutation
+        (:class:`~brainalign.encoding.solver.FixedAlphaRidge`, kept as the reference).
+        The same result up to float32 round-off.
     tail : {"gpd", "normal", "empirical"}
         Which p is ``p`` (and so which is FDR-corrected downstream): see
         :mod:`~brainalign.encoding.tail`.
+    dtype : {"float32", "float64"}
+        Precision of the refits' products (float64: for exact comparisons).
 
     Returns
     -------
@@ -279,32 +291,29 @@ def permutation_pvalues(
         check_blocks(groups, block_size)
     rng = np.random.default_rng(random_state)
     orders = np.stack([permute(groups, block_size, rng) for _ in range(n_permutations)])
-    models = [  # one decomposition per fold, for every voxel
-        FixedAlphaRidge(
-            *standardize(X_fit, train, test),
-            a,
-            form=form,
-            method=method,
-            centred=scoring == "fold_mean",
-        )
-        for (train, test), a in zip(splits, alpha)
-    ]
-    size = Y.shape[1] if n_targets_batch is None else int(n_targets_batch)
-    stats = {key: np.zeros(Y.shape[1]) for key in ("observed", "exceed", "sum", "sum_sq")}
     n_top = min(MAX_TAIL, n_permutations // 4) + 1  # the GPD's largest null values
-    stats["top"] = np.full((n_top, Y.shape[1]), -np.inf)
-    for start in range(0, Y.shape[1], size):
-        cols = slice(start, start + size)
-        y = np.ascontiguousarray(np.asarray(Y[:, cols], dtype=np.float32).T)
-        scorer = _Scorer(y, cols, models, splits, scoring)
-        observed = scorer(np.arange(Y.shape[0])[None])[0]
-        stats["observed"][cols] = observed
-        for group in np.array_split(orders, -(-len(orders) // _sets_per_product(y.shape))):
-            null = scorer(group)
-            stats["exceed"][cols] += np.sum(null >= observed - 1e-6, axis=0)
-            stats["sum"][cols] += null.sum(axis=0)
-            stats["sum_sq"][cols] += np.square(null).sum(axis=0)
-            stats["top"][:, cols] = _largest(stats["top"][:, cols], null)
+    folds = [standardize(X_fit, train, test) for train, test in splits]
+    if method in GATHER_METHODS:  # the former path: gathers of the permuted responses
+        stats = _gather_statistics(
+            Y, orders, folds, splits, alpha, form, method, scoring, n_targets_batch, n_top
+        )
+    else:
+        device = Device()
+        refits = [
+            PermutedRefit(
+                *fold,
+                a,
+                device,
+                form=form,
+                method=method,
+                centred=scoring == "fold_mean",
+                dtype=dtype,
+            )
+            for fold, a in zip(folds, alpha)
+        ]
+        stats = null_statistics(
+            Y, orders, refits, splits, scoring=scoring, n_targets_batch=n_targets_batch, n_top=n_top
+        )
     result = _summarize(stats, n_permutations, tail)
     logger.info(
         "permutation test (%s, %d permutations, folds refitted%s): %d of %d voxels with p < 0.05 "
@@ -320,6 +329,34 @@ def permutation_pvalues(
     return result
 
 
+def _gather_statistics(
+    Y, orders, folds, splits, alpha, form, method, scoring, n_targets_batch, n_top
+):
+    """Null statistics by gathering the permuted responses (the reference path, host side)."""
+    models = [  # one decomposition per fold, for every voxel
+        FixedAlphaRidge(
+            *fold, a, form=form, method=method.split("-")[0], centred=scoring == "fold_mean"
+        )
+        for fold, a in zip(folds, alpha)
+    ]
+    size = Y.shape[1] if n_targets_batch is None else int(n_targets_batch)
+    stats = {key: np.zeros(Y.shape[1]) for key in ("observed", "exceed", "sum", "sum_sq")}
+    stats["top"] = np.full((n_top, Y.shape[1]), -np.inf)
+    for start in range(0, Y.shape[1], size):
+        cols = slice(start, start + size)
+        y = np.ascontiguousarray(np.asarray(Y[:, cols], dtype=np.float32).T)
+        scorer = _Scorer(y, cols, models, splits, scoring)
+        observed = scorer(np.arange(Y.shape[0])[None])[0]
+        stats["observed"][cols] = observed
+        for group in np.array_split(orders, -(-len(orders) // _sets_per_product(y.shape))):
+            null = scorer(group)
+            stats["exceed"][cols] += np.sum(null >= observed - 1e-6, axis=0)
+            stats["sum"][cols] += null.sum(axis=0)
+            stats["sum_sq"][cols] += np.square(null).sum(axis=0)
+            stats["top"][:, cols] = _largest(stats["top"][:, cols], null)
+    return stats
+
+
 def _sets_per_product(shape: tuple[int, int], budget: int = 2**24) -> int:
     """How many permuted response sets to stack in one product (about 64 MB of float32)."""
     return max(1, budget // max(1, shape[0] * shape[1]))
@@ -328,7 +365,7 @@ def _sets_per_product(shape: tuple[int, int], budget: int = 2**24) -> int:
 def _largest(top: np.ndarray, null: np.ndarray) -> np.ndarray:
     """The ``len(top)`` largest values per column of ``top`` and ``null`` together."""
     both = np.concatenate([top, null], axis=0)
-    return np.partition(both, both.shape[0] - top.shape[0], axis=0)[-top.shape[0]:]
+    return np.partition(both, both.shape[0] - top.shape[0], axis=0)[-top.shape[0] :]
 
 
 def _summarize(stats: dict[str, np.ndarray], n: int, tail: str) -> PermutationResult:
