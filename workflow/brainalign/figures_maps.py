@@ -71,7 +71,8 @@ def group_map(files: Sequence[Any], alpha: float | None = 0.05) -> tuple[Any, pd
     if alpha is None:
         keep = np.isfinite(mean) & (mean != 0)
     else:
-        tested = (n >= 2) & (np.nanstd(data, axis=0) > 0) if len(imgs) >= 2 else np.zeros(mean.shape, bool)
+        tested = n >= 2
+        tested[tested] = np.nanstd(data[:, tested], axis=0) > 0  # constant voxels have no test
         if tested.any():
             p = stats.ttest_1samp(data[:, tested], 0.0, axis=0, nan_policy="omit", alternative="greater").pvalue
             q[tested] = fdr_bh(np.asarray(p, dtype=float))
