@@ -294,9 +294,8 @@ def permutation_pvalues(
     n_top = min(MAX_TAIL, n_permutations // 4) + 1  # the GPD's largest null values
     folds = [standardize(X_fit, train, test) for train, test in splits]
     if method in GATHER_METHODS:  # the former path: gathers of the permuted responses
-        stats = _gather_statistics(
-            Y, orders, folds, splits, alpha, form, method, scoring, n_targets_batch, n_top
-        )
+        models = gather_models(folds, alpha, form, method, scoring)
+        stats = _gather_statistics(Y, orders, models, splits, scoring, n_targets_batch, n_top)
     else:
         device = Device()
         refits = [
@@ -329,16 +328,18 @@ def permutation_pvalues(
     return result
 
 
-def _gather_statistics(
-    Y, orders, folds, splits, alpha, form, method, scoring, n_targets_batch, n_top
-):
-    """Null statistics by gathering the permuted responses (the reference path, host side)."""
-    models = [  # one decomposition per fold, for every voxel
+def gather_models(folds, alpha, form, method, scoring) -> list[FixedAlphaRidge]:
+    """The former path's fold models (one decomposition per fold, for every voxel)."""
+    return [
         FixedAlphaRidge(
             *fold, a, form=form, method=method.split("-")[0], centred=scoring == "fold_mean"
         )
         for fold, a in zip(folds, alpha)
     ]
+
+
+def _gather_statistics(Y, orders, models, splits, scoring, n_targets_batch, n_top):
+    """Null statistics by gathering the permuted responses (the reference path, host side)."""
     size = Y.shape[1] if n_targets_batch is None else int(n_targets_batch)
     stats = {key: np.zeros(Y.shape[1]) for key in ("observed", "exceed", "sum", "sum_sq")}
     stats["top"] = np.full((n_top, Y.shape[1]), -np.inf)
