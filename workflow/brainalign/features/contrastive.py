@@ -14,8 +14,8 @@ EfficientNet (align-base: 55 blocks for 12 text blocks) pairs ``l`` with its blo
 that depth. The mapping is logged when the model loads, is
 :attr:`ContrastiveExtractor.vision_layers`, and goes into the feature file's metadata
 as ``vision_layers`` (:meth:`ContrastiveExtractor.feature_metadata`: layer -> vision
-hidden state). Attention heads of the image stream at layer ``l`` (``heads-image-XX``)
-are those of the vision block the layer maps to.
+hidden state). Attention heads and MLP neurons of the image stream at layer ``l``
+(``heads-image-XX``, ``mlp-image-XX``) are those of the vision block the layer maps to.
 
 Two ways of combining the modalities (paper 000 sums the embeddings):
 
@@ -41,13 +41,7 @@ from typing import Any
 
 import torch
 
-from brainalign.features.extractors import (
-    TowerOutput,
-    TransformersExtractor,
-    _HeadSite,
-    attention_output,
-    find_blocks,
-)
+from brainalign.features.extractors import TowerOutput, TransformersExtractor, find_blocks
 from brainalign.features.registry import ModelSpec
 
 __all__ = ["ContrastiveExtractor", "EMBEDS", "relative_depth"]
@@ -135,22 +129,17 @@ class ContrastiveExtractor(TransformersExtractor):
         mapping = self.vision_layers
         return {"vision_layers": {str(k): mapping[k] for k in layers if k in mapping}}
 
-    def head_layers(self, modality: str) -> list[int]:
-        """As :meth:`TransformersExtractor.head_layers`; image layer ``l`` captures the
-        heads of vision block :meth:`vision_index` (``l``)."""
-        if modality == "image" and modality not in self._sites:
-            sites = self._vision_head_sites()
-            if sites:
-                self._sites[modality] = sites
-        return super().head_layers(modality)
-
-    def _vision_head_sites(self) -> dict[int, _HeadSite]:
+    def _unit_blocks(self, modality: str) -> dict[int, tuple[torch.nn.Module, int]]:
+        """As :meth:`TransformersExtractor._unit_blocks`; image layer ``l`` reads the heads
+        and MLP neurons of vision block :meth:`vision_index` (``l``)."""
+        if modality != "image":
+            return super()._unit_blocks(modality)
         blocks = find_blocks(self._tower("image"), self._vision_depth())
         n_heads = int(getattr(self._image_config(), "num_attention_heads", 0) or 0)
         if not blocks or not n_heads:
             return {}
         return {
-            layer: _HeadSite(attention_output(blocks[index - 1]), n_heads)
+            layer: (blocks[index - 1], n_heads)
             for layer, index in self.vision_layers.items()
             if index >= 1
         }

@@ -678,6 +678,10 @@ def _encode_stream(
     logger.info("%s stream: encoded %d units (%d rows)", plan.name, n_units, offsets[-1])
 
 
+# Single-unit arrays an extractor may return per block: attention heads, MLP neurons.
+_UNIT_ARRAYS = ("heads", "mlp")
+
+
 @dataclass(frozen=True)
 class _Array:
     """One output array: its name, spill key, contributing streams and combination."""
@@ -685,7 +689,7 @@ class _Array:
     name: str
     key: Key
     streams: tuple[int, ...]
-    combine: str  # "concatenate" (hidden states), "sum" (pseudo-layers), "single" (heads)
+    combine: str  # "concatenate" (hidden states), "sum" (pseudo-layers), "single" (units)
 
 
 def _output_arrays(
@@ -699,9 +703,10 @@ def _output_arrays(
     ]
     for key in keys:
         for s, (plan, spill) in enumerate(zip(plans, spills, strict=True)):
-            heads = f"heads-{key:02d}"
-            if heads in spill.arrays:
-                arrays.append(_Array(f"heads-{plan.name}-{key:02d}", heads, (s,), "single"))
+            for kind in _UNIT_ARRAYS:
+                unit = f"{kind}-{key:02d}"
+                if unit in spill.arrays:
+                    arrays.append(_Array(f"{kind}-{plan.name}-{key:02d}", unit, (s,), "single"))
     return arrays
 
 
@@ -730,6 +735,42 @@ def _compute(array: _Array, plans: list[StreamPlan], spills: list[Spill]) -> np.
     return np.concatenate(parts, axis=1).astype(np.float32)
 
 
+def _stream_modality(stream: str) -> str:
+    text, image = _split(stream)
+    return "text" if text is not None and image is None else "image"
+
+
+def _unit_metadata(
+    extractor: FeatureExtractor, plans: list[StreamPlan], arrays: list[_Array], shapes: dict
+) -> dict[str, Any]:
+    """``heads`` (name -> layer, stream, n_heads, head_dim) and, when written, ``mlp``
+    (name -> layer, stream, n_mlp, block); joint families' heads also name their ``block``."""
+    joint = bool(getattr(extractor, "joint", False))
+    blocks = getattr(extractor, "unit_blocks", lambda modality: {})
+    heads, mlp = {}, {}
+    for a in (a for a in arrays if a.combine == "single"):
+        kind, layer = str(a.key).split("-")
+        stream = plans[a.streams[0]].name
+        info: dict[str, Any] = {"layer": int(layer), "stream": stream}
+        block = blocks(_stream_modality(stream)).get(int(layer))
+        if kind == "heads":
+            info.update(n_heads=int(shapes[a.name][1]), head_dim=int(shapes[a.name][2]))
+            heads[a.name] = {**info, "block": block} if joint else info
+        else:
+            mlp[a.name] = {**info, "n_mlp": int(shapes[a.name][1]), "block": block}
+    return {"heads": heads, **({"mlp": mlp} if mlp else {})}
+
+
+def _stream_widths(plans: list[StreamPlan], spills: list[Spill], arrays: list[_Array]) -> dict:
+    """``stream_widths``: layer array -> each stream's columns in it (several streams only)."""
+    widths = {
+        a.name: [int(spills[s].read(a.key).shape[1]) for s in a.streams]
+        for a in arrays
+        if a.combine == "concatenate" and len(a.streams) > 1
+    }
+    return {"stream_widths": widths} if widths else {}
+
+
 def _metadata(
     extractor: FeatureExtractor,
     condition: str,
@@ -737,19 +778,11 @@ def _metadata(
     plans: list[StreamPlan],
     arrays: list[_Array],
     shapes: dict[str, tuple[int, ...]],
+    spills: list[Spill],
 ) -> dict[str, Any]:
     spec = extractor.spec
     pseudo = dict(getattr(extractor, "pseudo_layers", {}) or {})
-    heads = {
-        a.name: {
-            "layer": int(str(a.key).split("-")[1]),
-            "stream": plans[a.streams[0]].name,
-            "n_heads": int(shapes[a.name][1]),
-            "head_dim": int(shapes[a.name][2]),
-        }
-        for a in arrays
-        if a.combine == "single"
-    }
+    units = _unit_metadata(extractor, plans, arrays, shapes)
     return {
         "model": spec.name,
         "model_id": spec.id,
@@ -762,9 +795,11 @@ def _metadata(
         "layers": list(keys),
         "pseudo_layers": {str(k): pseudo[k] for k in keys if k in pseudo},
         "combine": "streams concatenated per hidden state; summed at pseudo-layers",
-        "heads": heads,
+        "heads": units["heads"],
         "pooling": spec.pooling,
         "units": "a.u.",
+        **{k: v for k, v in units.items() if k != "heads"},
+        **_stream_widths(plans, spills, arrays),
         **_family_metadata(extractor, keys),
     }
 
@@ -881,7 +916,7 @@ def _extract(
         _encode_stream(extractor, plan, keys, spills[-1], options["chunk_size"])
     arrays = _output_arrays(extractor, plans, spills, keys)
     shapes = {a.name: _shape(a, plans, spills) for a in arrays}
-    metadata = _metadata(extractor, condition, keys, plans, arrays, shapes)
+    metadata = _metadata(extractor, condition, keys, plans, arrays, shapes, spills)
     metadata.update(task_meta, **_noise_record(streams, options["noise_dir"]), **stand_in)
     logger.info(
         "extracting %s features of model '%s' (%s task): streams %s, %d layers, %d arrays",

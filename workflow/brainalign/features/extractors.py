@@ -11,7 +11,10 @@ Keys of the encoders' outputs: an int is a hidden-state index (0 = embedding out
 or a pseudo-layer past them (e.g. a contrastive model's projected embedding,
 :attr:`TransformersExtractor.pseudo_layers`); with ``spec.attention_heads`` the output
 also holds ``"heads-XX"``: the per-head outputs of block ``XX`` (the input of its
-attention output projection), an array of shape (n_rows, n_heads, head_dim).
+attention output projection), an array of shape (n_rows, n_heads, head_dim), and with
+``spec.mlp_neurons`` ``"mlp-XX"``: the MLP neurons of block ``XX`` (the input of its MLP
+output projection, after the activation), shape (n_rows, n_mlp); both are captured with
+forward hooks (:mod:`brainalign.features.sites`) and pooled like the hidden states.
 """
 
 from __future__ import annotations
@@ -38,6 +41,18 @@ from brainalign.features.loading import (
     tiny_tokenizer_path,
 )
 from brainalign.features.registry import ModelSpec
+from brainalign.features.sites import (
+    ATTENTION_OUTPUT_NAMES,
+    MLP_OUTPUT_NAMES,
+    UnitSite,
+    attention_output,
+    capture_units,
+    find_blocks,
+    heads_key,
+    mlp_key,
+    mlp_output,
+    unit_sites,
+)
 
 __all__ = [
     "Architecture",
@@ -51,22 +66,20 @@ __all__ = [
     "resolve_dtype",
     "tiny_tokenizer_path",
     "heads_key",
+    "mlp_key",
     "find_blocks",
     "attention_output",
+    "mlp_output",
     "POOLERS",
     "IMAGE_POOLERS",
     "ATTENTION_OUTPUT_NAMES",
+    "MLP_OUTPUT_NAMES",
 ]
 
 logger = logging.getLogger(__name__)
 
 Key = int | str
 Outputs = dict[Key, np.ndarray]
-
-
-def heads_key(layer: int) -> str:
-    """Output key of the attention heads of block ``layer`` (``"heads-03"``)."""
-    return f"heads-{int(layer):02d}"
 
 
 # --- pooling -----------------------------------------------------------------------
@@ -124,41 +137,6 @@ IMAGE_POOLERS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "mean": lambda hidden: hidden.double().mean(dim=1),
 }
 
-# Suffixes of the attention output projection inside a transformer block, across
-# transformers' families: its input is the concatenation of the heads' outputs.
-ATTENTION_OUTPUT_NAMES = (
-    "attention.output.dense",  # BERT, RoBERTa
-    "attention.o_proj",  # ViT, DINOv2
-    "self_attn.o_proj",  # LLaMA, Mistral, Qwen
-    "self_attn.out_proj",  # CLIP, SigLIP
-    "attn.c_proj",  # GPT-2
-    "attn.out_proj",
-)
-
-
-def attention_output(block: torch.nn.Module) -> torch.nn.Module | None:
-    """The attention output projection of a transformer block, or None."""
-    modules = dict(block.named_modules())
-    for suffix in ATTENTION_OUTPUT_NAMES:
-        for name, module in modules.items():
-            if name == suffix or name.endswith("." + suffix):
-                return module
-    return None
-
-
-def find_blocks(root: torch.nn.Module, n_blocks: int) -> list[torch.nn.Module]:
-    """The ``n_blocks`` transformer blocks of ``root`` (the first fitting ModuleList).
-
-    A fitting list has ``n_blocks`` children, each holding an attention output
-    projection; an empty list when none fits.
-    """
-    for _, module in root.named_modules():
-        if isinstance(module, torch.nn.ModuleList) and len(module) == n_blocks:
-            if all(attention_output(block) is not None for block in module):
-                return list(module)
-    return []
-
-
 @dataclass
 class TowerOutput:
     """One forward pass of a tower.
@@ -173,12 +151,6 @@ class TowerOutput:
 
     hidden_states: Sequence[torch.Tensor]
     pooled: dict[int, torch.Tensor] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class _HeadSite:
-    module: torch.nn.Module
-    n_heads: int
 
 
 def _check_spans(sentences: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]) -> None:
@@ -266,12 +238,10 @@ class TransformersExtractor:
         self.dtype = next(self.model.parameters()).dtype
         self.n_layers = self._count_layers()
         self.pseudo_layers: dict[int, str] = {}
-        self._sites: dict[str, dict[int, _HeadSite]] = {}
+        self._sites: dict[str, dict[int, UnitSite]] = {}
         if "image" in self.modalities:
             self.preprocessing = self._image_preprocessing()
-        if spec.attention_heads:
-            for modality in sorted(self.modalities):
-                self.head_layers(modality)
+        self._check_units()
 
     def _count_layers(self) -> int:
         raise NotImplementedError
@@ -298,7 +268,24 @@ class TransformersExtractor:
                 f"{modality} input; its modalities are {', '.join(sorted(self.modalities))}"
             )
 
-    # --- attention heads ---------------------------------------------------------
+    # --- single units: attention heads and MLP neurons ------------------------------
+
+    def _unit_blocks(self, modality: str) -> dict[int, tuple[torch.nn.Module, int]]:
+        """Layer (1-based hidden state) -> (its block, attention heads) for ``modality``.
+
+        By default the first ModuleList of ``n_layers - 1`` blocks under
+        :meth:`_tower` (:func:`~brainalign.features.sites.find_blocks`).
+        """
+        config = self._text_config() if modality == "text" else self._image_config()
+        n_heads = int(getattr(config, "num_attention_heads", 0) or 0)
+        blocks = find_blocks(self._tower(modality), self.n_layers - 1)
+        return {i + 1: (block, n_heads) for i, block in enumerate(blocks)}
+
+    def unit_sites(self, modality: str) -> dict[int, UnitSite]:
+        """The unit sites (:class:`~brainalign.features.sites.UnitSite`) of ``modality``."""
+        if modality not in self._sites:
+            self._sites[modality] = unit_sites(self.model, self._unit_blocks(modality))
+        return self._sites[modality]
 
     def head_layers(self, modality: str) -> list[int]:
         """Blocks (1-based, as hidden states) whose attention heads are captured.
@@ -308,45 +295,63 @@ class TransformersExtractor:
         ValueError
             When ``spec.attention_heads`` is set and no block exposes its heads.
         """
-        if modality not in self._sites:
-            config = self._text_config() if modality == "text" else self._image_config()
-            blocks = find_blocks(self._tower(modality), self.n_layers - 1)
-            n_heads = int(getattr(config, "num_attention_heads", 0) or 0)
-            self._sites[modality] = {
-                i + 1: _HeadSite(attention_output(block), n_heads)
-                for i, block in enumerate(blocks)
-                if n_heads
-            }
-            if self.spec.attention_heads and not self._sites[modality]:
-                raise ValueError(
-                    f"model '{self.spec.name}': 'attention_heads' is true but no {modality} "
-                    "block exposes an attention output projection; set it to false"
-                )
-        return sorted(self._sites[modality])
+        layers = [k for k, site in self.unit_sites(modality).items() if site.heads is not None]
+        if self.spec.attention_heads and not layers:
+            raise ValueError(
+                f"model '{self.spec.name}': 'attention_heads' is true but no {modality} "
+                "block exposes an attention output projection; set it to false"
+            )
+        return sorted(layers)
 
-    @contextlib.contextmanager
-    def _capture_heads(self, modality: str, keys: Sequence[Key]) -> Iterator[dict[int, Any]]:
-        """Record the input of each wanted block's attention output projection."""
-        captured: dict[int, torch.Tensor] = {}
-        if not self.spec.attention_heads:
-            yield captured
-            return
-        wanted = [k for k in keys if isinstance(k, int) and k in self.head_layers(modality)]
-        handles = []
-        for layer in wanted:
+    def mlp_layers(self, modality: str) -> list[int]:
+        """Blocks (1-based, as hidden states) whose MLP neurons are captured.
 
-            def hook(module: Any, args: tuple, output: Any, layer: int = layer) -> None:
-                captured[layer] = args[0].detach()
+        Raises
+        ------
+        ValueError
+            When ``spec.mlp_neurons`` is set and no block exposes an MLP output projection.
+        """
+        layers = [k for k, site in self.unit_sites(modality).items() if site.mlp is not None]
+        if self.spec.mlp_neurons and not layers:
+            raise ValueError(
+                f"model '{self.spec.name}': 'mlp_neurons' is true but no {modality} block "
+                f"exposes an MLP output projection (one of {', '.join(MLP_OUTPUT_NAMES)}); "
+                "set it to false"
+            )
+        return sorted(layers)
 
-            handles.append(self._sites[modality][layer].module.register_forward_hook(hook))
-        try:
-            yield captured
-        finally:
-            for handle in handles:
-                handle.remove()
+    def unit_blocks(self, modality: str) -> dict[int, str]:
+        """Layer -> the module path of the block its heads and MLP neurons come from."""
+        return {k: site.block for k, site in self.unit_sites(modality).items()}
 
-    def _heads_rows(self, modality: str, rows: np.ndarray, layer: int) -> np.ndarray:
-        n_heads = self._sites[modality][layer].n_heads
+    def _check_units(self) -> None:
+        for modality in sorted(self.modalities):
+            if self.spec.attention_heads:
+                self.head_layers(modality)
+            if self.spec.mlp_neurons:
+                self.mlp_layers(modality)
+
+    def _capture(self, modality: str, keys: Sequence[Key]) -> Any:
+        """Context recording the wanted blocks' heads and MLP neurons (a dict by key)."""
+        spec = self.spec
+        if not (spec.attention_heads or spec.mlp_neurons):
+            return contextlib.nullcontext({})
+        sites = self.unit_sites(modality)
+        return capture_units(sites, keys, spec.attention_heads, spec.mlp_neurons)
+
+    @staticmethod
+    def _unit_tokens(captured: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        """Captured units as (batch, tokens, n): a block that flattens its tokens before the
+        projection (OPT) gives (batch * tokens, n), reshaped like ``hidden``."""
+        if captured.dim() == 2:
+            return captured.reshape(hidden.shape[0], hidden.shape[1], -1)
+        return captured
+
+    def _unit_rows(self, modality: str, key: str, rows: np.ndarray) -> np.ndarray:
+        """Pooled captured rows as written: heads (n, n_heads, head_dim), MLP (n, n_mlp)."""
+        if not key.startswith("heads-"):
+            return rows
+        n_heads = self.unit_sites(modality)[int(key.split("-")[1])].n_heads
         return rows.reshape(rows.shape[0], n_heads, rows.shape[1] // n_heads)
 
     # --- text ----------------------------------------------------------------------
@@ -370,7 +375,8 @@ class TransformersExtractor:
         -------
         dict of int to ndarray of shape (n_sentences, n_features), float32
             Plus ``"heads-XX"`` arrays of shape (n_sentences, n_heads, head_dim) when
-            ``spec.attention_heads`` is set.
+            ``spec.attention_heads`` is set, ``"mlp-XX"`` arrays of shape (n_sentences,
+            n_mlp) when ``spec.mlp_neurons`` is set.
         """
         if spans is None:
             if self.spec.pooling == "word":
@@ -485,22 +491,22 @@ class TransformersExtractor:
     def pool_rows(
         self,
         output: TowerOutput,
-        heads: dict[int, torch.Tensor],
+        units: dict[str, torch.Tensor],
         weights: torch.Tensor | None,
         owners: torch.Tensor,
         keys: Sequence[Key],
         modality: str = "text",
     ) -> Outputs:
-        """Pool a forward pass's hidden states (and heads) with :meth:`span_weights`."""
+        """Pool a forward pass's hidden states (and captured units) with :meth:`span_weights`."""
         out: Outputs = {}
         for key in keys:
             if key in output.pooled:
                 out[key] = output.pooled[key][owners].float().cpu().numpy()
             else:
                 out[key] = _weighted_rows(output.hidden_states[key], owners, weights)
-        for layer, captured in heads.items():
-            rows = _weighted_rows(captured, owners, weights)
-            out[heads_key(layer)] = self._heads_rows(modality, rows, layer)
+        for key, captured in units.items():
+            captured = self._unit_tokens(captured, output.hidden_states[int(key.split("-")[1])])
+            out[key] = self._unit_rows(modality, key, _weighted_rows(captured, owners, weights))
         return out
 
     def _encode_text_batch(
@@ -509,9 +515,9 @@ class TransformersExtractor:
         encoded = self._tokenize(sentences)
         weights, owners = self.span_weights(encoded, sentences, spans)
         inputs = {k: encoded[k].to(self.device) for k in ("input_ids", "attention_mask")}
-        with torch.inference_mode(), self._capture_heads("text", layers) as heads:
+        with torch.inference_mode(), self._capture("text", layers) as units:
             output = self._text_outputs(inputs)
-        return self.pool_rows(output, heads, weights, owners, layers, "text")
+        return self.pool_rows(output, units, weights, owners, layers, "text")
 
     def _text_outputs(self, inputs: dict[str, torch.Tensor]) -> TowerOutput:
         return TowerOutput(self._text_hidden_states(inputs))
@@ -535,7 +541,8 @@ class TransformersExtractor:
         -------
         dict of int to ndarray of shape (n_images, n_features), float32
             Plus ``"heads-XX"`` arrays of shape (n_images, n_heads, head_dim) when
-            ``spec.attention_heads`` is set.
+            ``spec.attention_heads`` is set, ``"mlp-XX"`` (n_images, n_mlp) when
+            ``spec.mlp_neurons`` is set.
         """
         self._require("image")
         images = list(images)
@@ -549,7 +556,7 @@ class TransformersExtractor:
 
     def _encode_image_batch(self, images: list[Any], layers: Sequence[int]) -> Outputs:
         pixels = torch.from_numpy(self._pixel_values(images)).to(self.device, self.dtype)
-        with torch.inference_mode(), self._capture_heads("image", layers) as heads:
+        with torch.inference_mode(), self._capture("image", layers) as units:
             output = self._image_outputs(pixels)
         out: Outputs = {}
         for key in layers:
@@ -558,9 +565,10 @@ class TransformersExtractor:
             else:
                 pooled = self.image_pooler(key)(output.hidden_states[key])
             out[key] = pooled.float().cpu().numpy()
-        for layer, captured in heads.items():
+        for key, captured in units.items():
+            captured = self._unit_tokens(captured, output.hidden_states[int(key.split("-")[1])])
             rows = IMAGE_POOLERS[self.image_pooling](captured).float().cpu().numpy()
-            out[heads_key(layer)] = self._heads_rows("image", rows, layer)
+            out[key] = self._unit_rows("image", key, rows)
         return out
 
     def image_pooler(self, layer: int) -> Callable[[torch.Tensor], torch.Tensor]:

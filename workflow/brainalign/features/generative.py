@@ -32,6 +32,10 @@ image processor in its PIL backend (no torchvision). Tiny models use the tiny BP
 tokenizers of :mod:`brainalign.features.tiny_tokenizers` (OPT and Qwen2: byte-level
 "gpt2"; LLaMA and Mistral: "llama") with the image tokens added explicitly, in the
 order of :attr:`GenerativeExtractor.special_tokens`.
+
+With ``attention_heads`` / ``mlp_neurons`` the heads and MLP neurons of the language
+model's decoder blocks (:attr:`GenerativeExtractor.decoder_blocks`) are pooled like the
+hidden states, under the joint stream's name (``heads-text+image-XX``).
 """
 
 from __future__ import annotations
@@ -203,6 +207,8 @@ class GenerativeExtractor(JointExtractor):
     requires_image = False
     special_tokens: tuple[str, ...] = ("<image>",)
     image_token = "<image>"
+    #: Module path of the language model's decoder blocks (their heads and MLP neurons).
+    decoder_blocks = "model.language_model.layers"
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
@@ -238,6 +244,16 @@ class GenerativeExtractor(JointExtractor):
 
     def _text_config(self) -> Any:
         return self.model.config.text_config
+
+    def _joint_blocks(self) -> dict[int, tuple[torch.nn.Module, int]]:
+        """Layer ``l >= 1``: decoder block ``l`` of the language model (:attr:`decoder_blocks`;
+        none when the checkpoint's layout differs, which the unit options then refuse)."""
+        try:
+            blocks = self.model.get_submodule(self.decoder_blocks)
+        except AttributeError:
+            return {}
+        n_heads = int(self._text_config().num_attention_heads)
+        return {i + 1: (block, n_heads) for i, block in enumerate(blocks)}
 
     def text_width(self, layer: int) -> int:
         """Language-model hidden size (the same at every layer)."""
@@ -337,6 +353,7 @@ class Blip2Extractor(GenerativeExtractor):
         default_tiny="blip2",
     )
     special_tokens = _BLIP2_TOKENS
+    decoder_blocks = "language_model.model.decoder.layers"
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
@@ -473,6 +490,7 @@ class Idefics2Extractor(GenerativeExtractor):
     )
     special_tokens = _IDEFICS2_TOKENS
     fake_token = "<fake_token_around_image>"
+    decoder_blocks = "model.text_model.layers"
 
     def _tiny_image_processor(self) -> Any:
         from transformers.models.idefics2.image_processing_pil_idefics2 import (

@@ -71,6 +71,7 @@ SPEC_KEYS = frozenset(
         "dtype",
         "trust_remote_code",
         "attention_heads",
+        "mlp_neurons",
     }
 )
 _DEFAULTS: dict[str, Any] = {
@@ -84,6 +85,7 @@ _DEFAULTS: dict[str, Any] = {
     "dtype": "float32",
     "trust_remote_code": False,
     "attention_heads": False,
+    "mlp_neurons": False,
 }
 
 
@@ -257,6 +259,10 @@ class ModelSpec:
     attention_heads : bool
         Also write the outputs of the attention heads of the chosen layers (arrays
         ``heads-<stream>-XX`` of shape (n_stimuli, n_heads, head_dim)).
+    mlp_neurons : bool
+        Also write the MLP neurons of the chosen layers (the hidden units of each block's
+        MLP after its activation, pooled like the hidden states; arrays
+        ``mlp-<stream>-XX`` of shape (n_stimuli, n_mlp)).
     seed : int
         Initialisation seed for the "tiny" and "random" sources.
     """
@@ -273,6 +279,7 @@ class ModelSpec:
     dtype: str = "float32"
     trust_remote_code: bool = False
     attention_heads: bool = False
+    mlp_neurons: bool = False
     seed: int = 0
 
     @classmethod
@@ -305,7 +312,7 @@ class ModelSpec:
         batch = values["batch_size"]
         if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
             raise ValueError(f"model '{name}': 'batch_size' must be an integer >= 1; got {batch!r}")
-        for key in ("trust_remote_code", "attention_heads"):
+        for key in ("trust_remote_code", "attention_heads", "mlp_neurons"):
             if not isinstance(values[key], bool):
                 raise ValueError(
                     f"model '{name}': '{key}' must be true or false; got {values[key]!r}"
@@ -326,7 +333,7 @@ class ModelSpec:
         """Stable version of the features: ``"<extractor>-<brainalign version>-<12 hex>"``.
 
         The hash covers what determines the features: extractor, source, id, revision,
-        layers, pooling, dtype, attention_heads, the extractor's source code
+        layers, pooling, dtype, attention_heads, mlp_neurons, the extractor's source code
         (:func:`extractor_code_hash`) and, for the seeded sources ("tiny", "random"),
         the seed. It leaves out the config name and the runtime settings (device, batch
         size), which change results only at floating-point precision.
@@ -336,6 +343,8 @@ class ModelSpec:
         keys = ("extractor", "source", "id", "revision", "layers", "pooling", "dtype")
         record = {key: self.to_dict()[key] for key in keys}
         record["attention_heads"] = self.attention_heads
+        if self.mlp_neurons:  # absent when off: versions of files without MLP neurons stay
+            record["mlp_neurons"] = True
         record["code"] = extractor_code_hash(self.extractor)
         if self.source in ("tiny", "random"):
             record["seed"] = self.seed
@@ -375,7 +384,8 @@ class FeatureExtractor(Protocol):
 
     Every encoder returns one float32 array per requested layer (int keys) and, when
     ``spec.attention_heads`` is set, ``"heads-XX"`` arrays of shape (n_rows, n_heads,
-    head_dim) for the blocks whose heads it exposes.
+    head_dim) for the blocks whose heads it exposes; when ``spec.mlp_neurons`` is set,
+    ``"mlp-XX"`` arrays of shape (n_rows, n_mlp).
     """
 
     spec: ModelSpec

@@ -78,6 +78,7 @@ from brainalign.features.extractors import (
     _check_spans,
     _weighted_rows,
 )
+from brainalign.features.sites import UnitSite, unit_sites
 from brainalign.features.noise import noise_seed
 from brainalign.features.regions import (
     RegionConfig,
@@ -213,13 +214,24 @@ class JointExtractor(TransformersExtractor):
     joint = True
 
     def __init__(self, spec: ModelSpec) -> None:
-        if spec.attention_heads:
-            raise ValueError(
-                f"model '{spec.name}': 'attention_heads' is not supported by the joint "
-                f"extractor '{spec.extractor}'; set it to false"
-            )
         super().__init__(spec)
         self._text_only_image: Image.Image | None = None
+
+    def unit_sites(self, modality: str) -> dict[int, UnitSite]:
+        """The blocks of the joint forward pass (the same for every modality), from
+        :meth:`_joint_blocks`: their heads and MLP neurons are pooled like the layer's
+        hidden state (same positions, same weights)."""
+        if "joint" not in self._sites:
+            self._sites["joint"] = unit_sites(self.model, self._joint_blocks())
+        return self._sites["joint"]
+
+    def _joint_blocks(self) -> dict[int, tuple[torch.nn.Module, int]]:
+        """Layer -> (the block whose output is that hidden state, its attention heads);
+        by default the first ModuleList of ``n_layers - 1`` blocks of the model."""
+        return TransformersExtractor._unit_blocks(self, "text")
+
+    def _tower(self, modality: str) -> torch.nn.Module:
+        return self.model
 
     def _image_preprocessing(self) -> Any:
         return None  # each family reads pixels through its own image processor
@@ -349,7 +361,7 @@ class JointExtractor(TransformersExtractor):
         counts = np.array([1 if whole else len(s) for s in spans])
         ends = np.cumsum(counts)
         cache = _ImageCache(self.noise_image if self.requires_image else None)
-        parts: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {layer: [] for layer in layers}
+        parts: dict[Any, list[tuple[np.ndarray, np.ndarray]]] = {}
         for group in self._groups(images):
             for part in _batches(len(group), self.spec.batch_size, "text-image batches"):
                 index = group[part]
@@ -361,13 +373,13 @@ class JointExtractor(TransformersExtractor):
                     whole,
                 )
                 rows = np.concatenate([np.arange(ends[i] - counts[i], ends[i]) for i in index])
-                for layer in layers:
-                    parts[layer].append((rows, pooled[layer]))
+                for key, values in pooled.items():
+                    parts.setdefault(key, []).append((rows, values))
         out = {}
-        for layer in layers:
-            out[layer] = np.zeros((int(ends[-1]), parts[layer][0][1].shape[1]), dtype=np.float32)
-            for rows, values in parts[layer]:
-                out[layer][rows] = values
+        for key, chunks in parts.items():
+            out[key] = np.zeros((int(ends[-1]), *chunks[0][1].shape[1:]), dtype=np.float32)
+            for rows, values in chunks:
+                out[key][rows] = values
         return out
 
     def _encode_joint_batch(
@@ -381,11 +393,15 @@ class JointExtractor(TransformersExtractor):
         prepared = self._prepare(sentences, images)
         if not whole:
             weights, owners = self.span_weights(prepared.pool, sentences, spans)
-        with torch.inference_mode():
+        with torch.inference_mode(), self._capture("joint", layers) as units:
             states = self._joint_states(prepared.inputs)
-        out = {}
-        for layer in layers:
-            hidden, mask = states.hidden[layer], states.mask[layer].to(self.device)
+        out: dict[Any, np.ndarray] = {}
+        pooled = [(layer, layer, states.hidden[layer]) for layer in layers]
+        for key, value in units.items():
+            layer = int(key.split("-")[1])
+            pooled.append((layer, key, self._unit_tokens(value, states.hidden[layer])))
+        for layer, key, hidden in pooled:
+            mask = states.mask[layer].to(self.device)
             if whole:
                 rows = torch.arange(len(sentences), device=self.device)
                 full = mask.double() / mask.sum(dim=1, keepdim=True)
@@ -395,7 +411,8 @@ class JointExtractor(TransformersExtractor):
                     len(owners), hidden.shape[1], dtype=torch.float64, device=self.device
                 )
                 full[:, start : start + n_tokens] = weights
-            out[layer] = _weighted_rows(hidden, rows, full)
+            values = _weighted_rows(hidden, rows, full)
+            out[key] = values if isinstance(key, int) else self._unit_rows("joint", key, values)
         return out
 
     def _prepare(self, sentences: list[str], images: list[Image.Image | None]) -> Prepared:
@@ -606,6 +623,13 @@ class LxmertExtractor(_OneConfig, RegionExtractor):
         config = self.model.config
         return 1 + int(config.l_layers) + int(config.x_layers)
 
+    def _joint_blocks(self) -> dict[int, tuple[torch.nn.Module, int]]:
+        """The language layers, then the cross-modality layers (their language side:
+        ``lang_self_att`` heads, ``lang_output`` MLP)."""
+        encoder, n_heads = self.model.encoder, int(self.model.config.num_attention_heads)
+        blocks = [*encoder.layer, *encoder.x_layers]
+        return {i + 1: (block, n_heads) for i, block in enumerate(blocks)}
+
     @property
     def region_width(self) -> int:
         """``visual_feat_dim`` (2048 for the released checkpoint)."""
@@ -741,6 +765,13 @@ class BridgeTowerExtractor(_PixelExtractor):
     def _text_config(self) -> Any:
         return self.model.config.text_config
 
+    def _joint_blocks(self) -> dict[int, tuple[torch.nn.Module, int]]:
+        """Layer ``l >= 1``: cross-modal text layer ``l - 1`` (its self-attention heads and
+        MLP; the cross-attention is not read)."""
+        n_heads = int(self.model.config.text_config.num_attention_heads)
+        layers = self.model.cross_modal_text_layers
+        return {i + 1: (block, n_heads) for i, block in enumerate(layers)}
+
     def text_width(self, layer: int) -> int:
         """Text hidden size at 0, cross-modal hidden size above."""
         config = self.model.config
@@ -814,6 +845,16 @@ class FlavaExtractor(_PixelExtractor):
 
     def _text_config(self) -> Any:
         return self.model.config.text_config
+
+    def _joint_blocks(self) -> dict[int, tuple[torch.nn.Module, int]]:
+        """The text encoder's layers, then the multimodal encoder's."""
+        model, config = self.model, self.model.config
+        text = [(b, config.text_config.num_attention_heads) for b in model.text_model.encoder.layer]
+        fused = [
+            (b, config.multimodal_config.num_attention_heads)
+            for b in model.multimodal_model.encoder.layer
+        ]
+        return {i + 1: (block, int(n)) for i, (block, n) in enumerate([*text, *fused])}
 
     def text_width(self, layer: int) -> int:
         """Text hidden size for the text layers, multimodal hidden size above."""
