@@ -144,3 +144,12 @@ def test_stars_never_sit_under_brackets():
             assert not any(label.overlaps(line) for line in lines[k + 1:])
         assert all(b.y1 <= ax.bbox.y1 + 1 for b in texts + lines)  # everything inside the axes
     plt.close(fig)
+
+
+def test_colourbar_ticks_never_come_close():
+    from brainalign.figures import colourbar_ticks
+
+    assert colourbar_ticks(0.3, 0.1) == [-0.3, -0.1, 0.1, 0.3]
+    assert colourbar_ticks(0.055, 0.05) == [-0.055, 0.0, 0.055]  # 0.05 next to 0.055 would overprint
+    assert colourbar_ticks(1.0, 0.01) == [-1.0, 0.0, 1.0]  # -0.01 on 0.01
+    assert colourbar_ticks(1.0, None) == [-1.0, 0.0, 1.0]

@@ -28,6 +28,7 @@ __all__ = [
     "layer_profile_table",
     "plot_layer_profiles",
     "fit_marks",
+    "colourbar_ticks",
     "plot_rdms",
     "plot_encoding_maps",
 ]
@@ -267,6 +268,15 @@ def plot_layer_profiles(
     _profile_legend(fig, colours, alpha, table["ceiling_high"].notna().any())
     save_figure(fig, paths, dpi, table=table)
     return table
+
+
+def colourbar_ticks(vmax: float, threshold: float | None = None, min_gap: float = 0.15) -> list[float]:
+    """Ticks of a symmetric colour bar (-vmax..vmax): the limits, and +-threshold when no two
+    ticks come closer than ``min_gap`` of the half range (labels never overprint); else 0."""
+    ticks = [-vmax, 0.0, vmax]
+    if threshold and min_gap * vmax <= threshold <= (1 - min_gap) * vmax:
+        ticks = [-vmax, -threshold, threshold, vmax]
+    return ticks
 
 
 # ----------------------------------------------------------------------------- marks

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .figures import DPI, _pyplot, save_figure
+from .figures import DPI, _pyplot, colourbar_ticks, save_figure
 
 __all__ = ["group_map", "plot_encoding_maps"]
 
@@ -112,9 +112,7 @@ def _colourbar(fig: Any, cmap: Any, vmax: float, threshold: float, value_label: 
     cax = fig.add_axes(((_SLICES_W + _GLASS_W + 0.35) / width, (height - _TOP - span) / height,
                         0.12 / width, span / height))
     bar = fig.colorbar(mpl.cm.ScalarMappable(mpl.colors.Normalize(-vmax, vmax), cmap), cax=cax)
-    ticks = [-vmax, 0.0, vmax]
-    if threshold and threshold < 0.85 * vmax:
-        ticks = [-vmax, -threshold, threshold, vmax] if threshold > 0.15 * vmax else [-vmax, 0.0, vmax]
+    ticks = colourbar_ticks(vmax, threshold)
     bar.set_ticks(ticks)
     bar.ax.yaxis.set_major_formatter(mpl.ticker.FormatStrFormatter("%.2f"))
     bar.ax.tick_params(labelsize=7, length=2)

@@ -18,7 +18,7 @@ import numpy as np
 
 import pandas as pd
 
-from .figures import DPI, _pyplot, save_figure
+from .figures import DPI, _pyplot, colourbar_ticks, save_figure
 
 __all__ = ["plot_surface_maps", "FSAVERAGE5_VERTICES"]
 
@@ -176,7 +176,7 @@ def _draw_colourbar(
     bottom = height - _TOP - (rows + span) / 2
     cax = fig.add_axes(((_LEFT + 4 * _PANEL_W + 0.2) / width, bottom / height, 0.12 / width, span / height))
     bar = fig.colorbar(mpl.cm.ScalarMappable(mpl.colors.Normalize(-vmax, vmax), cmap), cax=cax)
-    bar.set_ticks([-vmax, -threshold, threshold, vmax] if threshold else [-vmax, 0.0, vmax])
+    bar.set_ticks(colourbar_ticks(vmax, threshold))  # never two labels on one another
     bar.ax.yaxis.set_major_formatter(mpl.ticker.FormatStrFormatter("%.2f"))
     bar.ax.tick_params(labelsize=7, length=2)
     bar.set_label(value_label, fontsize=8)
