@@ -17,7 +17,7 @@ import pandas as pd
 
 from .. import io
 from ..encoding.stats import fdr_bh
-from ..figures import DPI, _pyplot, save_figure
+from ..figures import DPI, _pyplot, fit_marks, save_figure
 from ..pipeline import parse_entities
 
 __all__ = ["FAMILIES", "family_of", "pool_tables", "plot_layer_curves", "plot_ablation"]
@@ -129,17 +129,21 @@ def plot_ablation(estimands: pd.DataFrame, paths: Sequence[PathLike], *,
     fig, axes = plt.subplots(len(rois), 1, figsize=(1.3 * len(models) + 3.5, 2.6 * len(rois)),
                              squeeze=False)
     width = 0.8 / max(len(conds), 1)
+    panels = []
     for ax, roi in zip(axes[:, 0], rois):
         rows = table[table.roi == roi].set_index(["model", "condition"])
+        xs, tops, stars = [], [], []
         for k, cond in enumerate(conds):
             x = np.arange(len(models)) + (k - (len(conds) - 1) / 2) * width
             r = rows.reindex([(m, cond) for m in models])
             score = r["score"].to_numpy(float)
             err = np.clip(np.vstack([score - r["ci_low"], r["ci_high"] - score]), 0, None)
             ax.bar(x, score, width, yerr=np.nan_to_num(err), capsize=2, label=cond)
-            for xi, s, q in zip(x, score, r["q"] if "q" in r else [np.nan] * len(x)):
-                if np.isfinite(s) and q <= q_level:
-                    ax.text(xi, max(s, 0) + 0.01, "*", ha="center", fontsize=9)
+            q = r["q"].to_numpy(float) if "q" in r else np.full(len(x), np.nan)
+            xs += list(x)
+            tops += list(np.fmax(score, r["ci_high"].to_numpy(float)))  # stars above the interval
+            stars += ["*" if np.isfinite(s) and qi <= q_level else "" for s, qi in zip(score, q)]
+        panels.append((ax, xs, tops, stars, []))
         if "ceiling_lower" in rows and rows["ceiling_lower"].notna().any():
             ax.axhspan(rows["ceiling_lower"].mean(), rows["ceiling_upper"].mean(), color="0.92",
                        zorder=0, label="noise ceiling (lower-upper)")
@@ -149,4 +153,6 @@ def plot_ablation(estimands: pd.DataFrame, paths: Sequence[PathLike], *,
                      f"* q <= {q_level})", fontsize=8)
         ax.legend(fontsize=6, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
+    for panel in panels:
+        fit_marks([panel])
     save_figure(fig, paths, dpi, table=table)
