@@ -4,9 +4,10 @@ hidden temp files of killed writers removed at the next run (``onstart:``,
 :mod:`brainalign.recovery`); a second run in the same folder stopped by Snakemake's lock while
 the first finishes unharmed.
 
-The uninterrupted reference is the session's tiny demo run (``demo_run``); a private copy
-(``copy_of_run``) loses one feature file and the encoding fitted on it, and one subject's
-fit is rebuilt, killed at two points: during extraction and during encoding.
+The uninterrupted reference is one run of the smallest demo (:func:`crash_config`: one
+subject, one naturalistic task, one tiny model, up to one subject's fit); a copy of it
+loses one feature file (not one the synthetic dataset is generated from) and the fit on it,
+and is rebuilt, killed at two points: during extraction and during encoding.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import pytest
 
 from brainalign.recovery import TEMP_PATTERN, find_orphan_temps, remove_orphan_temps
 
-from .conftest import REPO, SNAKEMAKE
+from .conftest import REPO, SNAKEMAKE, snakemake, tiny_config, write_config
 
 
 
@@ -145,10 +146,39 @@ def crash_and_rerun(reference: Path, work: Path, files: dict) -> dict:
     return log
 
 
+def crash_config() -> dict:
+    """tiny_config shrunk: one subject, the naturalistic task, tiny CLIP, two conditions;
+    the synthetic dataset generated from the picture features only."""
+    config = tiny_config()
+    config["dataset"].update(subjects=["01"], tasks={"naturalistic": {"kind": "naturalistic"}})
+    config["models"] = {"clip": {"extractor": "clip", "source": "tiny", "layers": [2]}}
+    config["conditions"] = ["sentence", "picture"]
+    generator = {"model": "clip", "condition": "picture", "layer": 2}
+    config["demo"].update(n_concepts=8, n_trs=40, image_size=16, voxel_size=16.0,
+                          generators={"language": generator, "visual": generator})
+    config["encoding"].update(joint=[], delays=[1, 2], block_size=5, n_permutations=20,
+                              alphas=[1.0, 100.0])
+    config["contrasts"]["pairs"] = {}
+    return config
+
+
+FILES = rebuilt_files("clip", "sentence", "naturalistic")
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """The uninterrupted run, up to the fit the crash test rebuilds."""
+    workdir = tmp_path_factory.mktemp("reference")
+    write_config(workdir, crash_config())
+    snakemake(workdir, "--cores", "2", FILES["fit"][2])
+    return workdir
+
+
 @pytest.mark.slow
-def test_kill_9_during_extraction_and_encoding_then_rerun_gives_the_same_bytes(demo_run,
-                                                                                copy_of_run):
-    crash_and_rerun(demo_run, copy_of_run, rebuilt_files("bert", "sentence", "concepts"))
+def test_kill_9_during_extraction_and_encoding_then_rerun_gives_the_same_bytes(reference,
+                                                                                tmp_path):
+    work = Path(shutil.copytree(reference, tmp_path / "work", symlinks=True))
+    crash_and_rerun(reference, work, FILES)
 
 
 # ----------------------------------------------------------------------------- recovery
