@@ -278,7 +278,7 @@ class TransformersExtractor:
         """
         config = self._text_config() if modality == "text" else self._image_config()
         n_heads = int(getattr(config, "num_attention_heads", 0) or 0)
-        blocks = find_blocks(self._tower(modality), self.n_layers - 1)
+        blocks = find_blocks(self._tower(modality), self.n_layers - 1, ATTENTION_OUTPUT_NAMES)
         return {i + 1: (block, n_heads) for i, block in enumerate(blocks)}
 
     def unit_sites(self, modality: str) -> dict[int, UnitSite]:
@@ -326,6 +326,11 @@ class TransformersExtractor:
 
     def _check_units(self) -> None:
         for modality in sorted(self.modalities):
+            if modality not in ("text", "image") and self.spec.mlp_neurons:
+                raise ValueError(
+                    f"model '{self.spec.name}': 'mlp_neurons' is not read for {modality} "
+                    "encoders; set it to false"
+                )
             if self.spec.attention_heads:
                 self.head_layers(modality)
             if self.spec.mlp_neurons:

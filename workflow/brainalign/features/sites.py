@@ -78,10 +78,15 @@ def mlp_key(layer: int) -> str:
     return f"mlp-{int(layer):02d}"
 
 
-def attention_output(block: torch.nn.Module) -> torch.nn.Module | None:
-    """The attention output projection of a transformer block, or None."""
+def attention_output(
+    block: torch.nn.Module, names: Sequence[str] | None = None
+) -> torch.nn.Module | None:
+    """The attention output projection of a transformer block, or None.
+
+    ``names``: the suffixes to look for (default :data:`ATTENTION_OUTPUT_NAMES`).
+    """
     modules = dict(block.named_modules())
-    for suffix in ATTENTION_OUTPUT_NAMES:
+    for suffix in ATTENTION_OUTPUT_NAMES if names is None else names:
         for name, module in modules.items():
             if name == suffix or name.endswith("." + suffix):
                 return module
@@ -94,15 +99,17 @@ def mlp_output(block: torch.nn.Module) -> torch.nn.Module | None:
     return next((modules[name] for name in MLP_OUTPUT_NAMES if name in modules), None)
 
 
-def find_blocks(root: torch.nn.Module, n_blocks: int) -> list[torch.nn.Module]:
+def find_blocks(
+    root: torch.nn.Module, n_blocks: int, names: Sequence[str] | None = None
+) -> list[torch.nn.Module]:
     """The ``n_blocks`` transformer blocks of ``root`` (the first fitting ModuleList).
 
     A fitting list has ``n_blocks`` children, each holding an attention output
-    projection; an empty list when none fits.
+    projection (:func:`attention_output` with ``names``); an empty list when none fits.
     """
     for _, module in root.named_modules():
         if isinstance(module, torch.nn.ModuleList) and len(module) == n_blocks:
-            if all(attention_output(block) is not None for block in module):
+            if all(attention_output(block, names) is not None for block in module):
                 return list(module)
     return []
 
