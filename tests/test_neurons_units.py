@@ -1,5 +1,6 @@
 """The pipeline side of the neuron-level stage: units read from feature files written by the
-real extraction (two towers kept apart, checked against each tower extracted alone), the
+real extraction (two towers kept apart, checked against each tower extracted alone, with and
+without heads; MLP neurons; the heads and MLP neurons of a cross-modal family), the
 config checks of the neurons section, the network labels of voxels, and the synthetic
 neurons demo's planted units."""
 
@@ -68,8 +69,55 @@ def test_units_of_a_missing_layer_or_kind_are_refused(clip_files, tmp_path):
     _features(tmp_path / "bt.safetensors")  # a cross-modal family: no heads written
     with pytest.raises(ValueError, match="no attention-head arrays for layer 2 .*attention_heads: true"):
         read_units(tmp_path / "bt.safetensors", [2], ["head"])
-    with pytest.raises(ValueError, match="MLP neurons are not extracted yet"):
+    with pytest.raises(ValueError, match="no MLP-neuron arrays for layer 2 .*'mlp_neurons: true'"):
         read_units(clip_files / "joint.safetensors", [2], ["mlp"])
+    with pytest.raises(ValueError, match="neurons kinds must be a non-empty list of hidden, head, mlp"):
+        read_units(clip_files / "joint.safetensors", [2], ["neuron"])
+
+
+def test_stream_widths_split_the_towers_without_heads_and_mlp_units_are_labelled(clip_files, stim,
+                                                                                  tmp_path):
+    """A file written with mlp_neurons and no heads: the recorded stream_widths split CLIP's
+    layer into its towers (the text part equal to the text tower alone), and the mlp-* arrays
+    are units of kind mlp of each tower."""
+    from brainalign.features import load_extractor
+
+    spec = ModelSpec(name="clip", extractor="clip", source="tiny", layers=[1, 2], mlp_neurons=True)
+    write_task_features(load_extractor(spec), stim, "naturalistic", "joint", tmp_path / "f.safetensors")
+    units, labels, extra, meta = read_units(tmp_path / "f.safetensors", [1, 2], ["hidden", "mlp"])
+    assert meta["heads"] == {} and meta["stream_widths"] == {"layer-01": [32, 24], "layer-02": [32, 24]}
+    assert meta["mlp"]["mlp-image-02"] == {"layer": 2, "stream": "image", "n_mlp": 48,
+                                           "block": "vision_model.encoder.layers.1"}
+    text_alone, _ = io.load_arrays(clip_files / "language.safetensors")
+    hidden = labels[(labels["kind"] == "hidden") & (labels["layer"] == 2)]
+    text = hidden[hidden["modality"] == "text"]
+    np.testing.assert_array_equal(units[:, text["unit"]], text_alone["layer-02"])
+    assert (hidden["modality"] == "vision").sum() == 24
+    mlp = labels[labels["kind"] == "mlp"]
+    assert mlp.groupby(["layer", "modality"]).size().to_dict() == {
+        (1, "text"): 64, (1, "vision"): 48, (2, "text"): 64, (2, "vision"): 48}
+    arrays, _ = io.load_arrays(tmp_path / "f.safetensors")
+    image = mlp[(mlp["layer"] == 1) & (mlp["stream"] == "image")]
+    np.testing.assert_array_equal(units[:, image["unit"]], arrays["mlp-image-01"])
+    assert list(image["index"]) == list(range(48)) and set(image["head"]) == {-1}
+    assert not any(k.startswith("mlp-") for k in extra)
+    # the hidden states do not depend on the option (the hooks only read)
+    np.testing.assert_array_equal(arrays["layer-01"], io.load_arrays(clip_files / "joint.safetensors")[0]["layer-01"])
+
+
+def test_cross_modal_heads_and_mlp_units_are_cross(stim, tmp_path):
+    from brainalign.features import load_extractor
+
+    spec = ModelSpec(name="bt", extractor="bridgetower", source="tiny", layers=[0, 2],
+                     attention_heads=True, mlp_neurons=True)
+    write_task_features(load_extractor(spec), stim, "concepts", "joint", tmp_path / "bt.safetensors")
+    units, labels, _, meta = read_units(tmp_path / "bt.safetensors", [2], ["hidden", "head", "mlp"])
+    assert meta["heads"]["heads-text+image-02"]["block"] == "cross_modal_text_layers.1"
+    assert meta["mlp"]["mlp-text+image-02"]["block"] == "cross_modal_text_layers.1"
+    assert "heads-text+image-00" not in meta["heads"]  # hidden state 0 is no block's output
+    assert labels.groupby("kind").size().to_dict() == {"head": 32, "hidden": 32, "mlp": 64}
+    assert set(labels["modality"]) == {"cross"} and set(labels["stream"]) == {"text+image"}
+    assert units.shape == (len(meta["stimuli"]), 128) and np.isfinite(units).all()
 
 
 def test_labels_of_cross_modal_summed_and_unsplittable_layers():
@@ -95,6 +143,17 @@ def _edited(config: dict, edit) -> dict:
     return config
 
 
+def test_head_and_mlp_units_are_accepted_where_the_model_writes_them(neurons_config):
+    def edit(c):
+        c["models"]["bridgetower"].update(attention_heads=True, mlp_neurons=True)
+        c["models"]["clip"].update(mlp_neurons=True)
+        c["neurons"]["models"]["bridgetower"].update(kinds=["hidden", "head", "mlp"])
+        c["neurons"]["models"]["clip"].update(kinds=["mlp"])
+
+    checked = validate_config(_edited(neurons_config, edit), source="neurons.yaml")
+    assert checked["neurons"]["models"]["bridgetower"]["kinds"] == ["hidden", "head", "mlp"]
+
+
 def test_the_demo_config_and_the_defaults_validate(neurons_config):
     checked = validate_config(neurons_config, source="neurons.yaml")
     assert checked["neurons"]["models"]["clip"]["kinds"] == ["hidden"]
@@ -109,10 +168,12 @@ def test_the_demo_config_and_the_defaults_validate(neurons_config):
         (lambda c: c["neurons"]["models"]["clip"].update(layers=[7]),
          r"'neurons.models.clip.layers' asks for units of layers \[7\], which model 'clip' does not extract"),
         (lambda c: c["neurons"]["models"]["bridgetower"].update(kinds=["head"]),
-         r"'head' units of model 'bridgetower' \(bridgetower\), a family with none"),
+         r"'head' units but 'models.bridgetower.attention_heads' is false"),
+        (lambda c: c["models"]["clip"].update(extractor="align", attention_heads=False) or
+         c["neurons"]["models"]["clip"].update(kinds=["mlp"]), r"'mlp' units of model 'clip' \(align\), a family with none"),
         (lambda c: c["models"]["clip"].update(attention_heads=False) or
          c["neurons"]["models"]["clip"].update(kinds=["hidden", "head"]), "attention_heads' is false"),
-        (lambda c: c["neurons"]["models"]["clip"].update(kinds=["mlp"]), "'mlp' units, which no extractor"),
+        (lambda c: c["neurons"]["models"]["clip"].update(kinds=["mlp"]), "'models.clip.mlp_neurons' is false"),
         (lambda c: c["neurons"]["models"].update(vit={"layers": [1]}), "names model 'vit', which is not in"),
         (lambda c: c["neurons"].update(networks={}), "the atlas has no network labels"),
         (lambda c: c["neurons"].update(networks={"language": ["broca"]}), r"must list ROIs of 'dataset.rois'"),

@@ -40,8 +40,10 @@ DEMO_DEFAULTS: dict[str, Any] = {
 }
 CORRECTIONS = ("maxstat", "fdr_by")
 _KINDS = ("hidden", "head", "mlp")
-# Families whose extractors write no attention-head arrays (joint encoders refuse them).
-_NO_HEADS_NOTE = "text, vision and contrastive encoders write heads; joint and generative VLMs do not"
+# Families whose extractors write no single units (heads, MLP neurons): no transformer
+# blocks (static embeddings), an EfficientNet vision tower (ALIGN), audio encoders.
+_NO_UNITS = ("static", "align", "audio_encoder")
+_OPTION = {"head": "attention_heads", "mlp": "mlp_neurons"}
 
 
 def _fail(message: str, source: str) -> None:
@@ -83,24 +85,17 @@ def _check_model(config: Mapping[str, Any], name: str, spec: dict, source: str) 
 
 
 def _check_kinds(name: str, model: Mapping[str, Any], kinds: Any, key: str, source: str) -> None:
-    from ..features.registry import extractor_info  # noqa: PLC0415 (no torch import)
-
     if not isinstance(kinds, list) or not kinds or set(kinds) - set(_KINDS):
         _fail(f"config '{key}.kinds' must be a non-empty list of {list(_KINDS)}; got {kinds!r}",
               source)
-    if "mlp" in kinds:
-        _fail(f"config '{key}.kinds' asks for 'mlp' units, which no extractor writes yet; use "
-              "[hidden] and/or [head]", source)
-    if "head" in kinds:
-        info = extractor_info(model["extractor"])
-        if info.requires_image or model["extractor"] == "static" or model["extractor"] in (
-                "blip2", "llava", "idefics2", "qwen2_vl"):
-            _fail(f"config '{key}.kinds' asks for 'head' units of model '{name}' "
-                  f"({model['extractor']}), a family with none ({_NO_HEADS_NOTE}); use [hidden]",
-                  source)
-        if not model.get("attention_heads"):
-            _fail(f"config '{key}.kinds' asks for 'head' units but 'models.{name}."
-                  "attention_heads' is false; set it to true", source)
+    for kind in (k for k in kinds if k in _OPTION):
+        if model["extractor"] in _NO_UNITS:
+            _fail(f"config '{key}.kinds' asks for '{kind}' units of model '{name}' "
+                  f"({model['extractor']}), a family with none (static embeddings, ALIGN and "
+                  "audio encoders write no heads or MLP neurons); use [hidden]", source)
+        if not model.get(_OPTION[kind]):
+            _fail(f"config '{key}.kinds' asks for '{kind}' units but 'models.{name}."
+                  f"{_OPTION[kind]}' is false; set it to true", source)
 
 
 def _check_networks(config: Mapping[str, Any], networks: Any, source: str) -> None:
