@@ -4,8 +4,8 @@ The key of a feature file is the sha256 of a JSON record of everything that
 determines its content, never the model's config name:
 
 - the model: extractor, source, id, revision, layers, pooling, dtype,
-  attention_heads, trust_remote_code, and the seed for the seeded sources ("tiny",
-  "random");
+  attention_heads, mlp_neurons, trust_remote_code, and the seed for the seeded sources
+  ("tiny", "random");
 - the model's files: the snapshot commit of a hub id in the local Hugging Face
   cache (so "main" moving to a new commit changes the key), a content hash of a
   local folder (a fine-tuned checkpoint saved again changes the key; for "random",

@@ -979,11 +979,15 @@ def extract_concept_features(
         ``layer-XX``: float32 array of shape (n_concepts, n_features), rows in
         concepts.tsv order, columns the condition's streams concatenated (summed at a
         pseudo-layer); with ``spec.attention_heads``, ``heads-<stream>-XX`` arrays of
-        shape (n_concepts, n_heads, head_dim).
+        shape (n_concepts, n_heads, head_dim); with ``spec.mlp_neurons``,
+        ``mlp-<stream>-XX`` arrays of shape (n_concepts, n_mlp) (MLP neurons).
     metadata : dict
         Contract keys (model, model_id, revision, extractor, condition, task, layers,
         stimuli, pooling, units) plus source, code_version, streams, pseudo_layers,
-        heads and, with noise, noise_table_sha256.
+        heads (array -> layer, stream, n_heads, head_dim; joint families: block), with
+        MLP neurons ``mlp`` (array -> layer, stream, n_mlp, block), for layers that
+        concatenate several streams ``stream_widths`` (``layer-XX`` -> each stream's
+        columns) and, with noise, noise_table_sha256.
     """
     run = _extract(extractor, stimuli_dir, "concepts", condition, layers, _options(noise_dir))
     return dict(run.computed()), run.metadata

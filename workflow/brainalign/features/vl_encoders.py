@@ -35,6 +35,16 @@ FLAVA       the text encoder's hidden states (1 + text layers), then the multimo
             encoder's layers (its sequence is [CLS, image tokens, text tokens])
 =========== ==========================================================================
 
+Single units (``attention_heads``, ``mlp_neurons``): the blocks whose outputs are the
+hidden states above (:meth:`JointExtractor._joint_blocks`: VisualBERT's and ViLT's
+encoder layers, LXMERT's language layers then the language side of its cross-modality
+layers, BridgeTower's cross-modal text layers, FLAVA's text then multimodal layers) are
+hooked during the joint forward pass (:mod:`brainalign.features.sites`); their heads
+(self-attention; cross-attention is not read) and MLP neurons are pooled with the same
+weights at the same positions as the layer's hidden state. The extraction writes them
+under the joint stream's name (``heads-text+image-XX``, ``mlp-text+image-XX``) and names
+each block in the metadata (``block``).
+
 The word is pooled over its own tokens at their position in each layer's sequence
 (after the image tokens where the model puts them first), found with the tokenizer's
 offset mapping as for the text extractors. VisualBERT and LXMERT read region features
