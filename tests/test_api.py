@@ -125,3 +125,8 @@ def test_extract_features_of_sentences_with_a_tiny_model():
     assert not np.allclose(out[2][0], out[2][1])
     with pytest.raises(ValueError, match="reads text, not image"):
         ba.extract_features("text_encoder", ["a.png"], layers=[0])
+    from PIL import Image
+
+    pixels = np.random.default_rng(0).integers(0, 255, (2, 32, 32, 3), dtype=np.uint8)
+    images = ba.extract_features("clip", [Image.fromarray(p) for p in pixels], layers=[1])
+    assert images[1].shape[0] == 2 and not np.allclose(images[1][0], images[1][1])
