@@ -1,8 +1,8 @@
 """Single units of the extraction: MLP neurons (``mlp_neurons``) of every family and the
 attention heads of the cross-modal families, each checked against a forward hook placed by
 hand on the reference module (BERT's ``intermediate``, CLIP's ``mlp.activation_fn``,
-LLaMA's ``act_fn(gate_proj) * up_proj``, BridgeTower's and LXMERT's self-attention and
-intermediate modules), pooled by hand over the sentence's tokens."""
+LLaMA's ``act_fn(gate_proj) * up_proj``, BridgeTower's, LXMERT's and FLAVA's self-attention
+and intermediate modules), pooled by hand over the sentence's tokens."""
 
 from __future__ import annotations
 
@@ -139,6 +139,11 @@ JOINT_REFERENCES = {
         3: ("encoder.x_layers.0.lang_self_att.self", "encoder.x_layers.0.lang_inter"),
         4: ("encoder.x_layers.1.lang_self_att.self", "encoder.x_layers.1.lang_inter"),
     },
+    "flava": {  # text layers, then multimodal layers whose text comes after the image tokens
+        layer: (f"{stack}.encoder.layer.{k}.attention.attention", f"{stack}.encoder.layer.{k}.intermediate")
+        for layer, stack, k in [(1, "text_model", 0), (2, "text_model", 1),
+                                (3, "multimodal_model", 0), (4, "multimodal_model", 1)]
+    },
 }
 
 
@@ -159,15 +164,19 @@ def test_cross_modal_heads_and_mlp_neurons_match_hooks_on_the_joint_forward(fami
         with Hooks(model.model, names) as hooks, torch.no_grad():
             model.model(**prepared.inputs)
         pool = prepared.pool
+        n_text = pool["attention_mask"].shape[1]
         for layer, (heads, mlp) in references.items():
-            expected_heads = mean_over_words(hooks.outputs[heads], pool["attention_mask"],
+            text = slice(hooks.outputs[heads].shape[1] - n_text, None)  # FLAVA: after the image
+            expected_heads = mean_over_words(hooks.outputs[heads][:, text], pool["attention_mask"],
                                              pool["special_tokens_mask"])
             found = out[f"heads-{layer:02d}"][row]
-            assert found.shape == (2, 16)
+            assert found.shape == (2, len(expected_heads) // 2)
             np.testing.assert_allclose(found.reshape(-1), expected_heads, atol=2e-6)
-            expected_mlp = mean_over_words(hooks.outputs[mlp], pool["attention_mask"],
+            expected_mlp = mean_over_words(hooks.outputs[mlp][:, text], pool["attention_mask"],
                                            pool["special_tokens_mask"])
             np.testing.assert_allclose(out[f"mlp-{layer:02d}"][row], expected_mlp, atol=2e-6)
+        if family == "flava":
+            assert text.start > 0 and out["mlp-04"].shape == (2, 80)
     plain = tiny(family).encode_text_image(SENTENCES, SPANS, pictures, [0, *layers])
     assert set(plain) == {0, *layers}
     for layer in [0, *layers]:  # the hooks leave the hidden states untouched

@@ -139,7 +139,7 @@ class UnitSite:
 def unit_sites(
     model: torch.nn.Module, blocks: Mapping[int, tuple[torch.nn.Module, int]]
 ) -> dict[int, UnitSite]:
-    """The unit sites of ``blocks`` (layer -> (block, n_heads)), named by their path in ``model``."""
+    """The unit sites of ``blocks`` (layer -> (block, n_heads)), named by their model path."""
     names = {id(module): name for name, module in model.named_modules()}
     return {
         layer: UnitSite(
