@@ -59,7 +59,7 @@ def _describe(node: Mapping[str, Any]) -> str:
         if key in node:
             parts.append(f"{sign} {node[key]}")
     if "default" in node:
-        parts.append(f"default {yaml.safe_dump(node['default'], default_flow_style=True).strip()}")
+        parts.append(f"default {_scalar(node['default'])}")
     return "; ".join(parts) or "see config/README.md"
 
 
@@ -68,8 +68,9 @@ def _comment(text: str, indent: str) -> list[str]:
 
 
 def _scalar(value: Any) -> str:
+    """``value`` as one line of flow-style YAML (without the end-of-document marker)."""
     text = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
-    return text[:-4].rstrip() if text.endswith("\n...") or text.endswith(" ...") else text.removesuffix("\n...")
+    return text.removesuffix("...").strip()
 
 
 def _children(node: Mapping[str, Any], value: Any, schema: Mapping[str, Any]) -> list[tuple[str, Mapping, Any]]:
@@ -92,8 +93,10 @@ _MISSING = object()
 
 def _render(node: Mapping[str, Any], value: Any, schema: Mapping[str, Any], depth: int) -> list[str]:
     indent, lines = "  " * depth, []
+    props = node.get("properties", {})
     for key, sub, val in _children(node, value, schema):
-        lines += _comment(_describe(sub), indent)
+        entry = key not in props and not sub.get("description")
+        lines += _comment(f"'{key}': one entry; its keys follow." if entry else _describe(sub), indent)
         nested = isinstance(val, Mapping) and val and ("properties" in sub or "additionalProperties" in sub)
         if val is _MISSING:
             lines.append(f"{indent}# {key}:")
