@@ -154,3 +154,15 @@ def test_run_passes_every_argument_to_snakemake(tmp_path, monkeypatch):
     assert cli.main(["run", "--snakefile", "S", "--directory", str(tmp_path), "--cores", "2"]) == 3
     assert seen["cmd"][1:] == ["-m", "snakemake", "--snakefile", "S", "--directory", str(tmp_path), "--cores", "2"]
     assert seen["env"]["BRAINALIGN_COMMAND"].startswith("brainalign run --snakefile S")
+
+
+def test_run_in_a_study_folder_uses_the_workflows_snakefile(tmp_path, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(cli.subprocess, "run", lambda cmd, env: seen.update(cmd=cmd) or subprocess.CompletedProcess(cmd, 0))
+    assert cli.main(["run", "--directory", str(tmp_path), "-n"]) == 0
+    assert seen["cmd"][3:] == ["--snakefile", str(cli.SNAKEFILE), "--directory", str(tmp_path), "-n"]
+    assert cli.SNAKEFILE.is_file()
+    (tmp_path / "workflow").mkdir()
+    (tmp_path / "workflow" / "Snakefile").write_text("")  # a snakedeploy folder: its own
+    assert cli.main(["run", "--directory", str(tmp_path), "-n"]) == 0
+    assert seen["cmd"][3:] == ["--directory", str(tmp_path), "-n"]

@@ -168,11 +168,27 @@ def clear_stale_lock(workdir: str | os.PathLike) -> str | None:
     return "brainalign: removed the stale lock of an interrupted run (no snakemake process uses this folder)"
 
 
+#: the workflow's Snakefile in a source checkout (``pip install -e .``)
+SNAKEFILE = Path(__file__).resolve().parents[2] / "Snakefile"
+_SNAKEFILES = ("Snakefile", "snakefile", "workflow/Snakefile", "workflow/snakefile")
+
+
+def with_snakefile(args: Sequence[str], snakefile: Path = SNAKEFILE) -> list[str]:
+    """``args``, plus ``--snakefile <the workflow's>`` when none is given and the working
+    folder has none (a study folder made by ``brainalign init``)."""
+    args = list(args)
+    named = any(a in ("--snakefile", "-s") or a.startswith("--snakefile=") for a in args)
+    local = any((_workdir(args) / name).is_file() for name in _SNAKEFILES)
+    if named or local or not snakefile.is_file():
+        return args
+    return ["--snakefile", str(snakefile), *args]
+
+
 def run_snakemake(snakemake_args: Sequence[str]) -> int:
     """Clear a stale lock, record the command for the bundle, run snakemake; its exit code."""
     from brainalign.bundle.record import mark_run_start
 
-    snakemake_args = [a for a in snakemake_args if a != "--"]
+    snakemake_args = with_snakefile([a for a in snakemake_args if a != "--"])
     message = clear_stale_lock(_workdir(snakemake_args))
     if message:
         print(message, file=sys.stderr)
@@ -187,9 +203,11 @@ def run_snakemake(snakemake_args: Sequence[str]) -> int:
 def run(snakemake_args: tuple[str, ...]) -> None:
     """Run the workflow with snakemake, clearing a stale lock left by a crash.
 
-    Every argument after `run` is Snakemake's (`brainalign run --cores 4 --dry-run`);
-    Snakemake loads the workflow profile profiles/default (cores, latency, rerun-incomplete)
-    unless --workflow-profile names another (profiles/slurm for a cluster). At the end the
+    Every argument after `run` is Snakemake's (`brainalign run --cores 4 --dry-run`).
+    In a folder without a Snakefile (one made by `brainalign init`), the workflow's own
+    Snakefile is used, with the folder's config/config.yaml. Snakemake loads the workflow
+    profile profiles/default (cores, latency, rerun-incomplete) unless --workflow-profile
+    names another (profiles/slurm for a cluster). At the end the
     run prints where the report and the bundle are, and the headline numbers.
     """
     sys.exit(run_snakemake(snakemake_args))
