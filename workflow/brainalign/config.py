@@ -184,6 +184,7 @@ def validate_config(
     _check_task_conditions(config, source)
     _check_paths(config, source, Path(workdir))
     _check_models(config, source, Path(workdir))
+    _check_models_deep(config, source, Path(workdir))
     _check_generators(config, source)
     check_joint_models(config, source)
     _check_papers(config, source)
@@ -380,6 +381,17 @@ def _check_models(config: dict[str, Any], source: str, workdir: Path) -> None:
                 f"of the configured conditions {config['conditions']}; add a condition it "
                 f"supports to 'conditions' in {source}."
             )
+
+
+def _check_models_deep(config: dict[str, Any], source: str, workdir: Path) -> None:
+    """Each model's tiny ``id`` and ``layers`` against its hidden states, without torch."""
+    from .features.layer_counts import check_model_layers  # noqa: PLC0415
+
+    for name, spec in config["models"].items():
+        try:
+            check_model_layers(name, spec, workdir, source)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
 
 
 def _check_generators(config: dict[str, Any], source: str) -> None:
