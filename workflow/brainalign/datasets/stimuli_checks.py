@@ -1,5 +1,6 @@
-"""Config-time checks against the stimulus tables: spans select their word; the FIR delays
-and permutation blocks of ``encoding`` fit the runs (:func:`check_encoding_config`).
+"""Config-time checks against the stimulus tables: spans select their word; the FIR delays,
+permutation blocks and CV folds of ``encoding`` fit the runs and concepts, and crossnobis
+RDMs have repeated runs (:func:`check_encoding_config`).
 
 Light on purpose (numpy, pandas): :func:`brainalign.config.validate_config` calls these
 while Snakemake parses the workflow, before any job.
@@ -23,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["check_spans", "span_misses", "check_encoding_config", "run_lengths", "block_orders"]
+__all__ = ["check_spans", "span_misses", "check_encoding_config", "run_lengths", "block_orders",
+           "concept_count", "check_cv_counts"]
 
 
 def span_misses(sentence: str, start: int, end: int, word: str, exact: bool = False) -> bool:
@@ -120,6 +122,8 @@ def check_encoding_config(config: Mapping[str, Any], source: str, workdir: Any =
     ValueError
         One line naming the key, what was expected, what was found and the fix.
     """
+    _check_permutation_count(config["encoding"], source)
+    check_cv_counts(config, source, workdir)
     tasks = config["dataset"]["tasks"].values()
     if not any(spec["kind"] == "naturalistic" for spec in tasks):
         return
@@ -141,4 +145,96 @@ def check_encoding_config(config: Mapping[str, Any], source: str, workdir: Any =
             f"blocks that give at least {MIN_BLOCK_ORDERS} distinct permutations, or no p can "
             f"reach 0.05; got {block} (blocks per run {[-(-n // block) for n in lengths]}). "
             f"Use shorter blocks (10-25 TRs) in {source}."
+        )
+
+
+def _check_permutation_count(encoding: Mapping[str, Any], source: str) -> None:
+    """0 (no test) or enough permutations for a test; the empirical p must reach ``fdr_q``."""
+    n, q = int(encoding["n_permutations"]), float(encoding["fdr_q"])
+    if n == 1:
+        raise ValueError(
+            f"config 'encoding.n_permutations' must be 0 (no permutation test) or >= 2 (a "
+            f"null needs permutations); got 1. Use 1000 or more, or 0, in {source}."
+        )
+    if n and encoding.get("tail") == "empirical" and 1.0 / (n + 1) > q:
+        raise ValueError(
+            f"config 'encoding.n_permutations' must be >= {int(np.ceil(1 / q - 1))} with "
+            f"'encoding.tail' empirical, whose p cannot go below 1 / (n_permutations + 1), "
+            f"or no voxel can reach 'encoding.fdr_q' {q:g}; got {n}. Use 1000 or more in "
+            f"{source}."
+        )
+
+
+# ----------------------------------------------------------------------------- folds
+def concept_count(config: Mapping[str, Any], task: str, workdir: Any = ".") -> tuple[int, str] | None:
+    """Concepts of a concept task as known before any job, and where they come from.
+
+    ``demo.n_concepts`` for the synthetic demo, else the distinct ``concept`` values of the
+    task's ``concepts.tsv`` (None when it does not exist yet, or for other formats).
+    """
+    dataset = config["dataset"]
+    if dataset["format"] == "synthetic":
+        return int(config["demo"]["n_concepts"]), "config 'demo.n_concepts'"
+    if dataset["format"] in ("synthetic_ieeg", "synthetic_neurons"):
+        return None
+    root = dataset["tasks"][task].get("stimuli") or config["stimuli"]["root"]
+    path = Path(workdir) / root / "concepts.tsv"
+    if not path.is_file():
+        return None
+    import pandas as pd
+
+    table = pd.read_csv(path, sep="\t", keep_default_na=False)
+    if "concept" not in table:
+        return None  # the feature step names the missing column
+    return int(table["concept"].nunique()), f"'{path}'"
+
+
+def check_cv_counts(config: Mapping[str, Any], source: str, workdir: Any = ".") -> None:
+    """Folds against the concepts and runs, and crossnobis against the concept runs.
+
+    Concept tasks: ``encoding.outer_folds`` at most the concepts, ``encoding.inner_folds``
+    at most the training concepts of the smallest outer fold's training set. Naturalistic
+    tasks of the synthetic demo: at least 2 runs (leave-one-run-out). ``rsa.brain_metric``
+    crossnobis: at least 2 concept runs (the synthetic demo's ``dataset.concept_runs``).
+
+    Raises
+    ------
+    ValueError
+        One line naming the key, what was expected, what was found and the fix.
+    """
+    encoding, dataset = config["encoding"], config["dataset"]
+    outer, inner = int(encoding["outer_folds"]), int(encoding["inner_folds"])
+    for task, spec in dataset["tasks"].items():
+        counted = concept_count(config, task, workdir) if spec["kind"] in ("concepts",
+                                                                           "events") else None
+        if counted is None:
+            continue
+        n, where = counted
+        if outer > n:
+            raise ValueError(
+                f"config 'encoding.outer_folds' must be at most the {n} concepts of task "
+                f"'{task}' ({where}); got {outer}. Lower it (5 or 10) in {source}."
+            )
+        train = n - -(-n // outer)  # concepts left to train on beside the largest test fold
+        if inner > train:
+            raise ValueError(
+                f"config 'encoding.inner_folds' must be at most the {train} training concepts "
+                f"of task '{task}' ({n} concepts in {where}, {outer} outer folds); got {inner}. "
+                f"Lower it in {source}."
+            )
+    if dataset["format"] != "synthetic":
+        return  # the runs of a dataset on disk are counted by its reader
+    kinds = {spec["kind"] for spec in dataset["tasks"].values()}
+    runs = dataset["naturalistic_runs"]
+    if "naturalistic" in kinds and len(runs) < 2:
+        raise ValueError(
+            f"config 'dataset.naturalistic_runs' must list at least 2 runs: the naturalistic "
+            f"task is cross-validated leaving one run out; got {runs}. Add a run in {source}."
+        )
+    runs = dataset["concept_runs"]
+    if config["rsa"]["brain_metric"] == "crossnobis" and "concepts" in kinds and len(runs) < 2:
+        raise ValueError(
+            f"config 'rsa.brain_metric' crossnobis needs at least 2 concept runs (distances "
+            f"cross-validated across runs); got 'dataset.concept_runs' {runs}. Add a run, or "
+            f"use brain_metric correlation, in {source}."
         )
