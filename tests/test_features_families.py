@@ -473,6 +473,8 @@ def test_trust_remote_code_is_passed_through_and_off_by_default(monkeypatch, tmp
 
     monkeypatch.setattr(transformers.AutoModel, "from_pretrained", record)
     monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", record)
+    for name in ("config.json", "model.safetensors"):  # a complete local folder
+        (tmp_path / name).write_text("{}")
     for source, flag in (("pretrained", None), ("pretrained", True), ("random", None)):
         cfg = {"extractor": "causal_lm", "source": source, "id": str(tmp_path)}
         if flag is not None:

@@ -388,8 +388,6 @@ def test_input_errors(models, images):
         vilt.encode_pairs(["A  dog."], [(1, 2)], [None], [0])
     with pytest.raises(ValueError, match=r"has \d+ tokens; model 'vilt' accepts at most 40"):
         vilt.encode_text(["word " * 50], [(0, 4)], [0])
-    with pytest.raises(ValueError, match=r"'attention_heads' is not supported by the joint"):
-        tiny_joint("flava", attention_heads=True)
     with pytest.raises(ValueError, match=r"model 'lx': 'regions' is required for source 'random'"):
         LxmertExtractor(
             ModelSpec.from_config(
