@@ -106,3 +106,12 @@ def test_tiny_source_is_seeded_and_the_file_is_in_the_cache_key(tmp_path):
     before = model_files_version(spec)
     write_vectors(tmp_path / "v.txt", VOCAB, seed=1)
     assert before.startswith("sha256:") and model_files_version(spec) != before
+
+
+def test_static_vectors_have_no_units_to_capture():
+    spec = ModelSpec.from_config(
+        "glove", {"extractor": "static", "source": "tiny", "mlp_neurons": True}, seed=0
+    )
+    with pytest.raises(ValueError, match=r"^model 'glove': 'mlp_neurons' is true but static word "
+                       r"vectors have no heads or neurons; set it to false$"):
+        StaticExtractor(spec)

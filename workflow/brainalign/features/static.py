@@ -134,6 +134,12 @@ class StaticExtractor:
                 f"'pretrained', id: the file) or makes tiny vectors (source 'tiny'); got "
                 f"source '{spec.source}'. Edit the model's entry in config/config.yaml."
             )
+        units = [key for key in ("attention_heads", "mlp_neurons") if getattr(spec, key, False)]
+        if units:
+            raise ValueError(
+                f"model '{spec.name}': {', '.join(repr(k) for k in units)} is true but static "
+                "word vectors have no heads or neurons; set it to false"
+            )
         self.spec, self.oov = spec, oov
         self.pseudo_layers: dict[int, str] = {}
         if spec.source == "tiny":
