@@ -261,8 +261,7 @@ def plot_layer_profiles(
         ax.set_title(f"{roi} ({task})", fontsize=8)
         if i == len(tasks) - 1:
             ax.set_xlabel("relative depth (layer / n layers)" if relative_depth else "layer (index)")
-        if j == 0:
-            ax.set_ylabel(value_label)
+    fig.supylabel(value_label, fontsize=8)  # once for all rows: long labels cannot collide
     fig.suptitle(f"Filled: one-sided t-test across subjects (mean > 0), BH-FDR across layers, "
                  f"q \u2264 {alpha:g}", fontsize=8)
     _profile_legend(fig, colours, alpha, table["ceiling_high"].notna().any())
