@@ -116,12 +116,14 @@ class PermutedRefit:
         ----------
         y_U : device array of shape (n_batch, m)
             The batch's responses at the rows ``U`` permutations draw from.
-        pos_src : device int array of shape (n_sets, n_train)
-            Position in ``U`` of the row each training sample reads, per permutation.
+        pos_src : pair of device int arrays
+            Position in ``U`` of the row each training sample reads, per permutation
+            (n_sets, n_train), and its inverse (n_sets, m) where each permutation reads
+            every row of ``U`` once (else None).
         cols : slice
             Which voxels of the model the batch holds (their alphas).
         """
-        device, n_batch, n_sets = self.device, y_U.shape[0], pos_src.shape[0]
+        device, n_batch, n_sets = self.device, y_U.shape[0], pos_src[0].shape[0]
         out = device.zeros((n_batch, n_sets, self.n_test), dtype=self.dtype)
         if self.method == "hat":
             group = self.group[cols]
@@ -138,8 +140,16 @@ class PermutedRefit:
         return out if z.shape[-1] == self.k else out + z[..., self.k :]
 
     def _scatter(self, operator, pos_src, m: int):
-        """``G`` of shape (m, n_sets * c): operator rows placed at the rows they read."""
+        """``G`` of shape (m, n_sets * c): operator rows placed at the rows they read.
+
+        ``pos_src`` is a pair (positions, inverse): where every permutation reads a
+        permutation of ``U`` (block permutation within runs), ``inverse`` (n_sets, m) says
+        which operator row lands on each row, and ``G`` is one gather, without zeros.
+        """
+        pos_src, inverse = pos_src
         n_sets, c = pos_src.shape[0], operator.shape[1]
+        if inverse is not None:
+            return operator[inverse.T].reshape(m, n_sets * c)
         G = self.device.zeros((m, n_sets, c), dtype=self.dtype)
         sets = self.device.index(np.arange(n_sets))
         G[pos_src.T, sets[None, :]] = operator[:, None, :]
@@ -196,7 +206,9 @@ def permuted_scores(
     for refit, (train, test) in zip(refits, splits):
         U, pos_src = _support(orders[:, train], y.shape[1])
         y_U = y if U is None else y[:, device.index(U)]
-        pred = refit.predict(y_U, device.index(pos_src), cols)
+        inverse = np.argsort(pos_src, axis=1) if pos_src.shape[1] == y_U.shape[1] else None
+        pair = (device.index(pos_src), None if inverse is None else device.index(inverse))
+        pred = refit.predict(y_U, pair, cols)
         if scoring == "fold_mean":  # predictions centred over the test rows
             r = pearson_centred(device, y[:, device.index(orders[:, test])], pred)
             per_fold = r if per_fold is None else per_fold + r
