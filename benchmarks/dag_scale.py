@@ -1,8 +1,8 @@
 """Benchmark: the DAG of a study-sized `bids` configuration, built and rerun with nothing to do.
 
 A study: N subjects x 20 models x 5 conditions x 24 layers on one naturalistic task
-(fMRIPrep derivatives, 10 runs). The inputs are placeholders, made cheaply: BOLD, masks
-and atlas images are empty files (the workflow checks only that they exist when it
+(fMRIPrep derivatives, 10 runs). The inputs are placeholders, made cheaply: BOLD, masks,
+atlas images and the models' local folders are empty (the workflow checks only that they exist when it
 builds the DAG), the sidecars carry their RepetitionTime, the confounds files their
 header, the stimuli are the demo's. For 10, 30 and 100 subjects the script times
 
@@ -87,14 +87,17 @@ def write_study(folder: Path, n_subjects: int, args: argparse.Namespace) -> Path
                       tr=2.0, image_size=16, seed=0)  # fmt: skip
     write_placeholders(folder / "fmriprep", subjects)
     layers = list(range(args.layers))
+    models = [f"m{i:02d}" for i in range(1, args.models + 1)]
+    for name in models:  # local model folders (read by the extraction jobs only)
+        (folder / "models" / name).mkdir(parents=True)
     config = {
         "seed": 0,
         "dataset": {"format": "bids", "root": str(folder / "fmriprep"), "subjects": subjects,
                     "tasks": {"movie": {"kind": "naturalistic"}}, "space": SPACE,
                     "desc": "preproc", "atlas": "demo", "rois": ["language", "visual", "control"]},
         "stimuli": {"root": str(stimuli)},
-        "models": {f"m{i:02d}": {"extractor": "clip", "source": "tiny", "layers": layers}
-                   for i in range(1, args.models + 1)},
+        "models": {name: {"extractor": "clip", "source": "pretrained", "id": f"models/{name}",
+                          "layers": layers} for name in models},
         "conditions": CONDITIONS,
         "preprocess": {"confounds": CONFOUNDS},
         "encoding": {"alphas": [1.0, 100.0], "delays": [1, 2, 3, 4], "n_permutations": 20},
@@ -114,7 +117,7 @@ def snakemake(folder: Path, config: Path, *extra: str) -> tuple[float, str]:
                           env={**os.environ, "PYTHONPATH": str(ROOT / "workflow")})  # fmt: skip
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
-        raise RuntimeError(f"snakemake failed:\n{proc.stderr[-3000:]}")
+        raise RuntimeError(f"snakemake failed:\n{(proc.stdout + proc.stderr)[-3000:]}")
     return seconds, proc.stdout + proc.stderr
 
 
