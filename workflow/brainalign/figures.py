@@ -306,6 +306,8 @@ def fit_marks(panels: Sequence[tuple[Any, Sequence[float], Sequence[float], Sequ
     for ax, _, tops, stars, pairs in panels:
         h = ax.get_position().height * ax.figure.get_figheight() * 72
         high = max(float(np.nanmax(np.nan_to_num(np.asarray(tops, float)), initial=0.0)), 0.0)
+        if np.isfinite(ax.dataLim.y1):  # bands (noise ceiling) and error bars stay in view
+            high = max(high, float(ax.dataLim.y1))
         rows.append((h, high, min(_marks_height(stars, pairs) / h, 0.8)))
     heights = [h for h, _, _ in rows]
     bottom = min(min(0.0, ax.get_ylim()[0]) for ax, *_ in panels) if low is None else low
