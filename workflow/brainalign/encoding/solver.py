@@ -28,8 +28,14 @@ about 1e-8 (relative): where himalaya's float32 losses cannot tell two alphas ap
 
 Voxels are solved in batches of ``n_targets_batch``: besides ``Y`` and the predictions,
 memory holds a few (n_components, n_targets_batch) arrays and one fold's decomposition.
-Array work goes through ``himalaya.backend.get_backend()``, so the torch and torch_cuda
-backends run it on a GPU; the small decompositions run on the CPU in float64.
+Array work goes through ``himalaya.backend.get_backend()`` (:mod:`.device`). On a torch or
+cupy backend the responses go to the device once per call (or are there already:
+:func:`~brainalign.encoding.ridge.fit_encoding` moves them once per job), and the training
+means, the per-fold norms, the validation errors of every alpha and the predictions are
+computed there; the chosen alphas and the predictions come back once. float32 on the
+device except the validation-error terms and norms (float64: the alpha choice compares
+errors that differ by less than float32 resolution at near-ties, see above); the small
+decompositions run on the CPU in float64.
 
 The alpha of each voxel maximises the mean over inner folds of the negative mean squared
 error (himalaya's ``l2_neg_loss``, its default), ties going to the larger alpha, so the
