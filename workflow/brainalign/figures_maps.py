@@ -163,7 +163,10 @@ def plot_encoding_maps(
     style = {"cmap": cmap, "vmax": vmax, "threshold": 0.999 * threshold if threshold else 1e-12,
              "symmetric_cbar": True}
     for row, (label, (img, t)) in enumerate(shown.items()):
-        _draw_row(fig, row, f"{label}: {len(t)} voxels shown", img, style, height)
+        n = len(maps[label])
+        note = f"{len(t)} voxels shown" if len(t) else (
+            f"no voxel passes with {n} subjects (a group t-test over voxels needs more)")
+        _draw_row(fig, row, f"{label}: {note}", img, style, height)
     _colourbar(fig, cmap, vmax, threshold, value_label, height)
     rule = ("voxels with q \u2264 %g (one-sided t-test across subjects, mean > 0; BH-FDR over "
             "voxels)" % alpha if alpha is not None else "significant voxels of each subject, averaged")
