@@ -15,7 +15,7 @@ folder) and returns the configuration and the call that must fail:
 
 After the failure nothing is left under ``env.results`` (no output, no hidden temp file of
 :func:`brainalign.io.atomic_write`). README.md's "When the input is wrong" lists this table.
-Three dry runs of the real Snakefile (the last test) show the parse-time path end to end.
+Four dry runs of the real Snakefile (the last test) show the parse-time path end to end.
 """
 
 from __future__ import annotations
@@ -502,12 +502,14 @@ def test_a_bad_input_stops_with_one_line(case, tree, tmp_path, monkeypatch):
 # ----------------------------------------------------------------------------- dry runs
 @pytest.mark.slow
 def test_the_snakefile_stops_at_parse_time_with_the_one_line(tmp_path, tree):
-    """Three dry runs of the real Snakefile: a config key, a dataset file and a stimulus
-    table, each stopping before any job with the catalogue's line (and no results/)."""
+    """Four dry runs of the real Snakefile: a config key, a dataset file, a stimulus table
+    and a model layer, each stopping before any job with the catalogue's line (and no
+    results/)."""
     cases = {
         "config-block-as-long-as-run": "config 'encoding.block_size' must cut the runs",
         "dataset-sidecar-without-tr": "has no RepetitionTime",
         "stimuli-span-misses-word": "expected the concept",
+        "model-layer-out-of-range": "config 'models.clip.layers' must be indices in 0..3",
     }
     for n, (case_id, line) in enumerate(cases.items()):
         case = next(c for c in CASES if c.id == case_id)
