@@ -213,7 +213,7 @@ def check_cv_counts(config: Mapping[str, Any], source: str, workdir: Any = ".") 
         if outer > n:
             raise ValueError(
                 f"config 'encoding.outer_folds' must be at most the {n} concepts of task "
-                f"'{task}' ({where}); got {outer}. Lower it (5 or 10) in {source}."
+                f"'{task}' ({where}); got {outer}. Lower it to {n} or less in {source}."
             )
         train = n - -(-n // outer)  # concepts left to train on beside the largest test fold
         if inner > train:
