@@ -499,6 +499,35 @@ def test_a_bad_input_stops_with_one_line(case, tree, tmp_path, monkeypatch):
     assert env.written() == []  # nothing half-written: no output, no hidden temp file
 
 
+def test_runs_on_disk_are_counted_before_any_job(tree, tmp_path):
+    """A naturalistic task with one run on disk, and crossnobis with one concept run: the
+    reader's file lists (while the DAG is built) show it, not only the job. Not yet a
+    catalogue row: workflow/rules/common.smk does not call check_run_counts yet."""
+    from brainalign.datasets.stimuli_checks import check_run_counts, run_counts
+
+    env = Env(tmp_path, tree)
+    for path in env.root.glob("sub-01/func/*run-2*"):
+        path.unlink()
+    config = parse(env.bids_config())  # one run: the parse-time checks of today pass
+    reader = get_reader(config["dataset"], config["stimuli"]["root"],
+                        preprocess=config["preprocess"])
+    runs = run_counts(reader, config)
+    assert [Path(f).name.split("_space")[0] for f in runs[("01", "movie")]] == [
+        "sub-01_task-movie_run-1"]
+    with pytest.raises(ValueError, match=r"^sub-01 task 'movie' has 1 run \('.*run-1_space-"
+                                         r"MNI152NLin2009cAsym_desc-preproc_bold.nii.gz'\); "
+                                         r"expected at least 2: the naturalistic task is cross-"
+                                         r"validated leaving one run out\. Add a run"):
+        check_run_counts(config, runs)
+    config["dataset"]["tasks"]["movie"]["kind"] = "concepts"
+    config["rsa"]["brain_metric"] = "crossnobis"
+    with pytest.raises(ValueError, match=r"^config 'rsa.brain_metric' crossnobis needs at least "
+                                         r"2 runs of task 'movie' .*sub-01 has 1 run"):
+        check_run_counts(config, runs)
+    config["rsa"]["brain_metric"] = "correlation"
+    check_run_counts(config, runs)
+
+
 # ----------------------------------------------------------------------------- dry runs
 @pytest.mark.slow
 def test_the_snakefile_stops_at_parse_time_with_the_one_line(tmp_path, tree):

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["check_spans", "span_misses", "check_encoding_config", "run_lengths", "block_orders",
-           "concept_count", "check_cv_counts"]
+           "concept_count", "check_cv_counts", "run_counts", "check_run_counts"]
 
 
 def span_misses(sentence: str, start: int, end: int, word: str, exact: bool = False) -> bool:
@@ -238,3 +238,51 @@ def check_cv_counts(config: Mapping[str, Any], source: str, workdir: Any = ".") 
             f"cross-validated across runs); got 'dataset.concept_runs' {runs}. Add a run, or "
             f"use brain_metric correlation, in {source}."
         )
+
+
+# ----------------------------------------------------------------------------- runs on disk
+def run_counts(reader: Any, config: Mapping[str, Any]) -> dict[tuple[str, str], list[str]]:
+    """BOLD files (one per run; left hemisphere on surfaces) of every subject x task, as the
+    dataset's reader lists them while the DAG is built; formats whose inputs list no runs
+    (pereira, ieeg) are left out."""
+    counts = {}
+    for subject in config["dataset"]["subjects"]:
+        for task in config["dataset"]["tasks"]:
+            files = reader.inputs(subject, task)
+            runs = files.get("bold", files.get("bold_L"))
+            if isinstance(runs, list):
+                counts[(subject, task)] = [str(run) for run in runs]
+    return counts
+
+
+def check_run_counts(config: Mapping[str, Any], runs: Mapping[tuple[str, str], list[str]],
+                     source: str = "config/config.yaml") -> None:
+    """Runs on disk against the CV and crossnobis: a naturalistic task is cross-validated
+    leaving one run out, and ``rsa.brain_metric`` crossnobis cross-validates concept
+    distances across runs; both need at least 2 runs per subject (:func:`run_counts`).
+
+    Raises
+    ------
+    ValueError
+        One line naming the subject, task, files found, the config key and the fix.
+    """
+    crossnobis = config["rsa"]["brain_metric"] == "crossnobis"
+    for (subject, task), files in runs.items():
+        if len(files) >= 2:
+            continue
+        kind = config["dataset"]["tasks"][task]["kind"]
+        names = ", ".join(f"'{f}'" for f in files) or "none"
+        found = f"{len(files)} run{'' if len(files) == 1 else 's'} ({names})"
+        if kind == "naturalistic":
+            raise ValueError(
+                f"sub-{subject} task '{task}' has {found}; expected at least 2: the "
+                f"naturalistic task is cross-validated leaving one run out. Add a run (with "
+                f"'dataset.session_mode' concatenate the runs of all sessions count), or "
+                f"remove the task from 'dataset.tasks' in {source}."
+            )
+        if kind in ("concepts", "events") and crossnobis:
+            raise ValueError(
+                f"config 'rsa.brain_metric' crossnobis needs at least 2 runs of task '{task}' "
+                f"(distances cross-validated across runs); sub-{subject} has {found}. Use "
+                f"brain_metric correlation, or add runs, in {source}."
+            )
