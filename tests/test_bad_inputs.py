@@ -39,6 +39,7 @@ import yaml
 from brainalign import io
 from brainalign.config import validate_config
 from brainalign.datasets.registry import get_reader
+from brainalign.datasets.stimuli_checks import check_run_counts, run_counts
 
 from ._features_helpers import write_stimuli
 from ._fmriprep_files import write_fmriprep_tree
@@ -55,6 +56,7 @@ def parse(config: dict) -> dict:
                         preprocess=config["preprocess"])
     if config["dataset"]["format"] not in ("synthetic", "synthetic_ieeg", "synthetic_neurons"):
         reader.check()
+        check_run_counts(config, run_counts(reader, config), "config/config.yaml")
     return config
 
 
@@ -501,14 +503,14 @@ def test_a_bad_input_stops_with_one_line(case, tree, tmp_path, monkeypatch):
 
 def test_runs_on_disk_are_counted_before_any_job(tree, tmp_path):
     """A naturalistic task with one run on disk, and crossnobis with one concept run: the
-    reader's file lists (while the DAG is built) show it, not only the job. Not yet a
-    catalogue row: workflow/rules/common.smk does not call check_run_counts yet."""
-    from brainalign.datasets.stimuli_checks import check_run_counts, run_counts
-
+    reader's file lists (while the DAG is built: workflow/rules/common.smk calls
+    check_run_counts after the reader's check) show it, not only the job."""
     env = Env(tmp_path, tree)
     for path in env.root.glob("sub-01/func/*run-2*"):
         path.unlink()
-    config = parse(env.bids_config())  # one run: the parse-time checks of today pass
+    with pytest.raises(ValueError, match=r"^sub-01 task 'movie' has 1 run .*expected at least 2"):
+        parse(env.bids_config())
+    config = validate_config(env.bids_config(), source="config/config.yaml")
     reader = get_reader(config["dataset"], config["stimuli"]["root"],
                         preprocess=config["preprocess"])
     runs = run_counts(reader, config)

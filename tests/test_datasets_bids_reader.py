@@ -192,12 +192,14 @@ def test_events_naming_unknown_stimuli_stop_before_any_job(tmp_path):
                                n_volumes=(30,), atlas="demo", events=True, task="objects")
     stimuli = tmp_path / "stimuli"
     stimuli.mkdir()
-    pd.DataFrame({"concept": ["c0", "c1"]}).to_csv(stimuli / "concepts.tsv", sep="\t", index=False)
+    # ten concepts, so that the default five outer folds can cross-validate them
+    known = ["c0", "c1", *(f"x{i}" for i in range(8))]
+    pd.DataFrame({"concept": known}).to_csv(stimuli / "concepts.tsv", sep="\t", index=False)
     config = _config(tree["root"], stimuli, subjects=["01"], tasks={"objects": {"kind": "events"}})
     with pytest.raises(DatasetError, match=r"events '.*sub-01_task-objects_run-1_events.tsv' names "
                                            r"stimuli that '.*concepts.tsv' lacks: \['c2'\] \(1 in all\)"):
         _reader(config).check()
-    pd.DataFrame({"concept": ["c0", "c1", "c2"]}).to_csv(stimuli / "concepts.tsv", sep="\t", index=False)
+    pd.DataFrame({"concept": [*known, "c2"]}).to_csv(stimuli / "concepts.tsv", sep="\t", index=False)
     _reader(config).check()
 
 

@@ -12,6 +12,7 @@ from brainalign.config import (
 )
 from brainalign.contrasts._checks import contrast_spaces
 from brainalign.datasets.registry import get_reader
+from brainalign.datasets.stimuli_checks import check_run_counts, run_counts
 from brainalign.papers.paper000 import family_of
 from brainalign.datasets.bids_reader import is_surface_space
 
@@ -48,6 +49,7 @@ MAP_EXT = ".tsv" if ELECTRODES else ".dscalar.nii" if SURFACE else ".nii.gz"
 READER = get_reader(DATASET, STIMULI, CONFIG_SOURCE, preprocess=config["preprocess"])
 if DATASET["format"] not in SYNTHETIC_FORMATS:
     READER.check()
+    check_run_counts(config, run_counts(READER, config), CONFIG_SOURCE)
 # What each stage contributes to the result bundle: the stage's rule file appends its
 # group tables and figures here, and make_bundle collects them.
 BUNDLE_TABLES = []
