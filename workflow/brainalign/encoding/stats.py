@@ -71,7 +71,7 @@ logger = logging.getLogger(__name__)
 Split = tuple[np.ndarray, np.ndarray]
 
 #: ``method`` values of :func:`permutation_pvalues` that take the former, gathering path.
-GATHER_METHODS = ("hat-gather", "eigen-gather")
+GATHER_METHODS = ("hat-gather", "eigen-gather", "auto-gather")
 
 
 def block_permutation(n: int, block_size: int, rng: np.random.Generator) -> np.ndarray:
@@ -264,12 +264,13 @@ def permutation_pvalues(
         Seed of the permutations.
     n_targets_batch : int or None
         Voxels processed at a time (bounds memory); None takes all.
-    method : {"auto", "hat", "eigen", "hat-gather", "eigen-gather"}
+    method : {"auto", "hat", "eigen", "hat-gather", "eigen-gather", "auto-gather"}
         How each fold is refitted: a hat matrix per alpha or the eigenbasis
         (:class:`~brainalign.encoding.nulls.PermutedRefit`, the operators permuted, on the
-        backend's device; ``"auto"``: fewer operations); ``"-gather"``: the former path,
-        the responses gathered per permutation
-        (:class:`~brainalign.encoding.solver.FixedAlphaRidge`, kept as the reference).
+        backend's device); ``"-gather"``: the former path, the responses gathered per
+        permutation (:class:`~brainalign.encoding.solver.FixedAlphaRidge`, host side).
+        ``"auto"``: the form with fewer operations, by gathering on the CPU where the alpha
+        groups of a batch have fewer voxels than a fold has test rows.
         The same result up to float32 round-off.
     tail : {"gpd", "normal", "empirical"}
         Which p is ``p`` (and so which is FDR-corrected downstream): see
@@ -293,6 +294,8 @@ def permutation_pvalues(
     orders = np.stack([permute(groups, block_size, rng) for _ in range(n_permutations)])
     n_top = min(MAX_TAIL, n_permutations // 4) + 1  # the GPD's largest null values
     folds = [standardize(X_fit, train, test) for train, test in splits]
+    if method == "auto" and _gathering_is_cheaper(Y.shape[1], n_targets_batch, alpha, splits):
+        method = "auto-gather"
     if method in GATHER_METHODS:  # the former path: gathers of the permuted responses
         models = gather_models(folds, alpha, form, method, scoring)
         stats = _gather_statistics(Y, orders, models, splits, scoring, n_targets_batch, n_top)
@@ -326,6 +329,21 @@ def permutation_pvalues(
         *(int(np.sum(v < 0.05)) for v in (result.p_normal, result.p_gpd, result.p_perm)),
     )
     return result
+
+
+def _gathering_is_cheaper(n_voxels, n_targets_batch, alpha, splits) -> bool:
+    """On the CPU, small alpha groups: gathering the responses beats permuting the operators.
+
+    Per fold and permutation, gathering copies ``n_batch x n_train`` responses; permuting
+    the hat operators copies ``n_alphas x n_train x n_test`` values: fewer when the voxels
+    of an alpha group outnumber the test rows (the study shape: 455 voxels per alpha
+    against 300 TRs). On a GPU the operators are always permuted (all on the device).
+    """
+    if Device().name != "numpy":
+        return False
+    n_batch = n_voxels if n_targets_batch is None else min(n_voxels, int(n_targets_batch))
+    n_alphas = max(np.unique(a).size for a in alpha)
+    return n_batch / n_alphas < max(test.size for _, test in splits)
 
 
 def gather_models(folds, alpha, form, method, scoring) -> list[FixedAlphaRidge]:
