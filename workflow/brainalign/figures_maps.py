@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -92,12 +93,15 @@ def _draw_row(fig: Any, row: int, label: str, img: Any, style: Mapping[str, Any]
     bottom = (height - _TOP - (row + 1) * _ROW_H) / height
     slices = fig.add_axes((0.02, bottom, _SLICES_W / width, (_ROW_H - 0.22) / height))
     glass = fig.add_axes(((_SLICES_W + 0.15) / width, bottom, _GLASS_W / width, (_ROW_H - 0.22) / height))
-    for display in (
-        plotting.plot_stat_map(img, display_mode="z", cut_coords=_CUTS, axes=slices, annotate=False,
-                               draw_cross=False, colorbar=False, black_bg=False, **style),
-        plotting.plot_glass_brain(img, display_mode="lzr", axes=glass, annotate=False, colorbar=False,
-                                  black_bg=False, plot_abs=False, **style),
-    ):
+    with warnings.catch_warnings():  # a row with no voxel passing: nilearn warns "empty mask"
+        warnings.filterwarnings("ignore", message="empty mask")
+        displays = (
+            plotting.plot_stat_map(img, display_mode="z", cut_coords=_CUTS, axes=slices, annotate=False,
+                                   draw_cross=False, colorbar=False, black_bg=False, **style),
+            plotting.plot_glass_brain(img, display_mode="lzr", axes=glass, annotate=False, colorbar=False,
+                                      black_bg=False, plot_abs=False, **style),
+        )
+    for display in displays:
         display.annotate(left_right=True, positions=True, size=6)  # L/R marks, z in mm
     fig.text(0.02, bottom + (_ROW_H - 0.2) / height, label, fontsize=8, fontweight="bold", va="bottom")
 
