@@ -52,7 +52,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="outer folds run (all have the same shape); times scaled by 10 / folds-run",
     )  # fmt: skip
     parser.add_argument("--reference", action="store_true", help="also time the former path")
-    parser.add_argument("--reference-voxels", type=int, default=200, help="voxels of --reference")
+    parser.add_argument("--reference-voxels", type=int, help="voxels of --reference (default all)")
     parser.add_argument("--profile", action="store_true", help="cProfile the refits (top 15)")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
@@ -176,7 +176,7 @@ def reference(args, X_fit, Y, orders, splits, alpha, stats, measured) -> None:
     from brainalign.encoding.ridge import standardize
     from brainalign.encoding.stats import _gather_statistics, gather_models
 
-    cols = slice(0, min(args.reference_voxels, args.voxels))
+    cols = slice(0, min(args.reference_voxels or args.voxels, args.voxels))
     folds = [standardize(X_fit, train, test) for train, test in splits]
     models = gather_models(folds, alpha[:, cols], "auto", "hat-gather", "fold_mean")
     n_top = min(250, args.permutations // 4) + 1
