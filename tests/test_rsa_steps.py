@@ -157,11 +157,12 @@ def test_figures_are_written_deterministically(workdir, tmp_path):
     digests = []
     for attempt in range(2):
         paths = [tmp_path / f"{name}{attempt}.png" for name in ("profiles", "bars", "rdms")]
-        plot_rsa_layer_profiles(group, ceiling, value_label="RSA", paths=[paths[0]])
+        plot_rsa_layer_profiles(group, ceiling, value_label="RSA", paths=[paths[0]], dpi=50)
         plot_rsa_model_comparison(_table(workdir, "models"), _table(workdir, "pairwise"), ceiling,
-                                  value_label="RSA", paths=[paths[1]])
+                                  value_label="RSA", paths=[paths[1]], dpi=50)
         plot_rsa_rdms(_table(workdir, "brain_rdms"),
-                      [workdir / f"{m}_rdms.safetensors" for m in ("good", "bad")], paths=[paths[2]])
+                      [workdir / f"{m}_rdms.safetensors" for m in ("good", "bad")], paths=[paths[2]],
+                      dpi=50)
         digests.append([io.sha256_file(p) for p in paths])
         assert all(p.stat().st_size > 1000 for p in paths)
     assert digests[0] == digests[1]
