@@ -56,6 +56,13 @@ BUNDLE_TABLES = []
 BUNDLE_FIGURES = []
 
 
+def get_model_layers(wildcards):
+    """The configured layers of ``{model}``: a dict lookup, where ``lookup(dpath=...,
+    within=config)`` walked the whole config for every job (15-20% of a study's dry run,
+    benchmarks/dag_scale.py)."""
+    return config["models"][wildcards.model]["layers"]
+
+
 def _alternatives(values):
     return "|".join(re.escape(str(v)) for v in values)
 
