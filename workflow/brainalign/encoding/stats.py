@@ -294,28 +294,9 @@ def permutation_pvalues(
     orders = np.stack([permute(groups, block_size, rng) for _ in range(n_permutations)])
     n_top = min(MAX_TAIL, n_permutations // 4) + 1  # the GPD's largest null values
     folds = [standardize(X_fit, train, test) for train, test in splits]
-    if method == "auto" and _gathering_is_cheaper(Y.shape[1], n_targets_batch, alpha, splits):
-        method = "auto-gather"
-    if method in GATHER_METHODS:  # the former path: gathers of the permuted responses
-        models = gather_models(folds, alpha, form, method, scoring)
-        stats = _gather_statistics(Y, orders, models, splits, scoring, n_targets_batch, n_top)
-    else:
-        device = Device()
-        refits = [
-            PermutedRefit(
-                *fold,
-                a,
-                device,
-                form=form,
-                method=method,
-                centred=scoring == "fold_mean",
-                dtype=dtype,
-            )
-            for fold, a in zip(folds, alpha)
-        ]
-        stats = null_statistics(
-            Y, orders, refits, splits, scoring=scoring, n_targets_batch=n_targets_batch, n_top=n_top
-        )
+    stats = _null_statistics(
+        Y, orders, folds, splits, alpha, form, method, scoring, n_targets_batch, n_top, dtype
+    )
     result = _summarize(stats, n_permutations, tail)
     logger.info(
         "permutation test (%s, %d permutations, folds refitted%s): %d of %d voxels with p < 0.05 "
@@ -329,6 +310,25 @@ def permutation_pvalues(
         *(int(np.sum(v < 0.05)) for v in (result.p_normal, result.p_gpd, result.p_perm)),
     )
     return result
+
+
+def _null_statistics(
+    Y, orders, folds, splits, alpha, form, method, scoring, n_targets_batch, n_top, dtype
+):
+    """Observed scores and null statistics by the refit path ``method`` names."""
+    if method == "auto" and _gathering_is_cheaper(Y.shape[1], n_targets_batch, alpha, splits):
+        method = "auto-gather"
+    if method in GATHER_METHODS:  # the former path: gathers of the permuted responses
+        models = gather_models(folds, alpha, form, method, scoring)
+        return _gather_statistics(Y, orders, models, splits, scoring, n_targets_batch, n_top)
+    device, centred = Device(), scoring == "fold_mean"
+    refits = [
+        PermutedRefit(*fold, a, device, form=form, method=method, centred=centred, dtype=dtype)
+        for fold, a in zip(folds, alpha)
+    ]
+    return null_statistics(
+        Y, orders, refits, splits, scoring=scoring, n_targets_batch=n_targets_batch, n_top=n_top
+    )
 
 
 def _gathering_is_cheaper(n_voxels, n_targets_batch, alpha, splits) -> bool:
