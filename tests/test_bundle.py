@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 from brainalign import io
 from brainalign.bundle import RUN_RECORD, read_manifest, validate_crate, verify_bundle, write_crate, write_manifest
 from brainalign.bundle.record import collect_run_record, devices_used, relative_command
-from brainalign.bundle.steps import dataset_description, drop_job_times, group_mean_map, scrub_paths
+from brainalign.bundle.steps import dataset_description, drop_job_times, group_mean_map, scrub_paths, stable_rules
 
 from .conftest import REPO, snakemake
 
@@ -197,6 +198,15 @@ def test_drop_job_times_empties_the_reports_time_charts():
         drop_job_times(html.replace("var timeline_spec", "var timeline"))
 
 
+def test_stable_rules_sorts_the_reports_rule_list_and_leaves_out_the_later_rules():
+    html = '<script id="rules">\n    var rules = {"make_report": {"n": 1}, "fit_encoding": {"n": 2}, "extract": {"n": 3}};\n</script>'
+    out = stable_rules(html)
+    assert out == '<script id="rules">\n    var rules = {"extract": {"n": 3}, "fit_encoding": {"n": 2}};\n</script>'
+    assert stable_rules(html.replace("make_report", "zz").replace("extract", "make_report")) != out
+    with pytest.raises(ValueError, match="rule list"):
+        stable_rules("<html></html>")
+
+
 def test_group_mean_map_averages_subjects_and_refuses_other_grids(tmp_path):
     rng = np.random.default_rng(0)
     data = [rng.normal(size=(7, 8, 9, 2)).astype(np.float32) for _ in range(3)]
@@ -225,22 +235,46 @@ def test_demo_bundle_verifies(demo_run):
     assert {"report.html", "provenance.json", "dataset_description.json", "workflow/Snakefile"} <= paths
     assert any(p.startswith("maps/group/") and p.endswith(".nii.gz") for p in paths)
     assert any(p.startswith("maps/sub-01/") and p.endswith(".json") for p in paths)
-    assert str(REPO) not in (bundle / "report.html").read_text()
-    assert all(k.startswith(("dataset:", "stimuli:", "results/")) for k in io.read_json(bundle / "provenance.json")["inputs"])
+    report = (bundle / "report.html").read_text()
+    assert str(REPO) not in report and str(demo_run) not in report
+    provenance = io.read_json(bundle / "provenance.json")
+    assert all(k.startswith(("dataset:", "stimuli:", "results/")) for k in provenance["inputs"])
+    assert len(provenance["git"]["commit"]) == 40 and "checkout" not in provenance["git"]
+    # the run record holds the device and dtype each model really ran on (from the extraction logs)
+    graph = {e["@id"]: e for e in json.loads((bundle / RUN_RECORD).read_text())["@graph"]}
+    env = {graph[e["@id"]]["name"]: graph[e["@id"]]["value"] for e in graph["#run"]["environment"]}
+    used = {k: v for k, v in env.items() if k.startswith("model ") and k.endswith(" device and dtype")
+            and "requested" not in k}
+    from brainalign.features.loading import resolve_device
+
+    assert used and set(used.values()) == {f"{resolve_device('auto')} float32"}, env
+    assert env["model clip requested device and dtype"] == "auto float32"
+
+
+def _git_of(run: Path) -> dict:
+    return io.read_json(run / "results/bundle/provenance.json")["git"]
 
 
 @pytest.mark.slow
 def test_bundle_is_byte_identical_in_another_folder(demo_run, tmp_path):
-    """The bundle stage rerun in a folder of another name gives the same bytes (run record aside)."""
+    """The bundle stage rerun in a folder of another name gives the same bytes (run record aside).
+
+    The copy keeps ``.snakemake`` (the job records the report is made of) and drops the
+    bundle stage, the lock and the logs; Snakemake then remakes the provenance, group maps,
+    BIDS description, copies, report, manifest and RO-Crate there.
+    """
     other = tmp_path / "elsewhere" / "second-run"
-    shutil.copytree(demo_run, other, symlinks=True)
+    shutil.copytree(demo_run, other, symlinks=True,
+                    ignore=shutil.ignore_patterns("locks", "incomplete", "log", "scripts"))
     for path in BUNDLE_STAGE:
         shutil.rmtree(other / path, ignore_errors=True) if (other / path).is_dir() else (other / path).unlink()
-    shutil.rmtree(other / ".snakemake", ignore_errors=True)
-    snakemake(other, "--cores", "2")
+    proc = snakemake(other, "--cores", "2")
+    remade = set(re.findall(r"rule (\w+):", proc.stdout + proc.stderr))
+    assert {"make_report", "finish_bundle", "write_provenance", "make_group_map"} <= remade, remade
     first, second = demo_run / "results/bundle", other / "results/bundle"
     files = sorted(p.relative_to(first).as_posix() for p in first.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(second).as_posix() for p in second.rglob("*") if p.is_file())
+    assert _git_of(demo_run)["commit"] == _git_of(other)["commit"], "the checkout changed between the two runs; rerun"
     differ = [f for f in files if (first / f).read_bytes() != (second / f).read_bytes()]
     assert differ == [RUN_RECORD]
     assert verify_bundle(second, validate=False) == []

@@ -20,6 +20,7 @@ from .manifest import write_manifest
 from .record import collect_run_record
 
 __all__ = ["copy_files", "group_mean_map", "dataset_description", "write_report", "scrub_paths", "drop_job_times",
+           "stable_rules",
            "finish_bundle"]
 
 logger = logging.getLogger(__name__)
@@ -111,14 +112,37 @@ def drop_job_times(html: str) -> str:
     return html
 
 
+_RULES = re.compile(r"^(?P<head>\s*var rules = )(?P<rules>\{.*\});$", re.MULTILINE)
+# The rules that run after the report: a clean run has no record of them when it is made.
+REPORT_AND_LATER = ("make_report", "finish_bundle")
+
+
+def stable_rules(html: str, later: Sequence[str] = REPORT_AND_LATER) -> str:
+    """Snakemake's HTML report with its rule list sorted by name, rules of ``later`` left out.
+
+    Snakemake lists the rules with a job record in ``.snakemake`` in the order of its
+    job graph, which varies between runs, and includes the report's own rule once an
+    earlier run has recorded it; sorted and without those, the list depends on the
+    workflow only.
+    """
+    match = _RULES.search(html)
+    if match is None:
+        raise ValueError("Snakemake's report must hold its rule list ('var rules = {...};' on one line); "
+                         "found none. Adapt brainalign.bundle.steps._RULES to this Snakemake version")
+    rules = json.loads(match["rules"])
+    kept = {name: rules[name] for name in sorted(rules) if name not in later}
+    return html[:match.start()] + match["head"] + json.dumps(kept) + ";" + html[match.end():]
+
+
 def write_report(snakefile: str | os.PathLike, config: Mapping[str, Any], out: str | os.PathLike,
                  folders: Mapping[str, str], scratch: str | os.PathLike) -> None:
     """Write Snakemake's HTML report of this working directory to ``out``, without private paths.
 
     Snakemake is run with ``--report`` on the resolved configuration (written to
     ``scratch``); the report names the rules' container paths absolutely, so each folder
-    of ``folders`` (absolute -> relative stand-in) is replaced, and the jobs' times are
-    dropped (:func:`drop_job_times`), before ``out`` is written.
+    of ``folders`` (absolute -> relative stand-in) is replaced, the jobs' times are
+    dropped (:func:`drop_job_times`) and the rule list is sorted (:func:`stable_rules`)
+    before ``out`` is written.
     """
     import yaml
 
@@ -133,7 +157,7 @@ def write_report(snakefile: str | os.PathLike, config: Mapping[str, Any], out: s
         tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
         raise RuntimeError(f"snakemake --report failed (exit {proc.returncode}): {tail}; see {scratch}")
     with io.atomic_write(out) as tmp:
-        tmp.write_text(drop_job_times(scrub_paths(raw.read_text(), folders)))
+        tmp.write_text(stable_rules(drop_job_times(scrub_paths(raw.read_text(), folders))))
     logger.info("report written to %s (%s replaced by relative paths)", out, ", ".join(folders.values()))
 
 
