@@ -172,6 +172,13 @@ def test_command_line_keeps_no_absolute_path(tmp_path):
     assert relative_command(command, tmp_path) == "python -m snakemake --directory run '--configfile=…/x.yaml' --cores 2"
 
 
+def test_profile_from_the_environment_keeps_no_absolute_path(tmp_path):
+    environ = {"BRAINALIGN_COMMAND": "snakemake --cores 2", "SNAKEMAKE_PROFILE": "/home/alice/profiles/lab"}
+    assert collect_run_record({}, [], environ=environ, cwd=tmp_path)["profile"] == "…/lab"
+    environ["SNAKEMAKE_PROFILE"] = str(tmp_path / "profiles/lab")
+    assert collect_run_record({}, [], environ=environ, cwd=tmp_path)["profile"] == "profiles/lab"
+
+
 def test_scrub_paths_makes_report_paths_relative():
     text = '"/work/repo/containers/figures.sif" "/work/run/results/x.png" "/work/repo"'
     out = scrub_paths(text, {"/work/repo": "<workflow>/", "/work/run": ""})

@@ -61,15 +61,16 @@ def relative_command(command: str, cwd: str | os.PathLike = ".") -> str:
     return shlex.join(_relative_token(t, cwd) for t in tokens)
 
 
-def profile_of(command: str) -> str | None:
-    """The ``--profile`` of a Snakemake command line (or ``$SNAKEMAKE_PROFILE``), else None."""
+def profile_of(command: str, environ: Mapping[str, str] = os.environ, cwd: str | os.PathLike = ".") -> str | None:
+    """The ``--profile`` of a Snakemake command line (or ``$SNAKEMAKE_PROFILE``, made relative), else None."""
     tokens = shlex.split(command)
     for i, token in enumerate(tokens):
         if token == "--profile" and i + 1 < len(tokens):
             return tokens[i + 1]
         if token.startswith("--profile="):
             return token.split("=", 1)[1]
-    return os.environ.get("SNAKEMAKE_PROFILE")
+    profile = environ.get("SNAKEMAKE_PROFILE")
+    return _relative_token(profile, Path(cwd).resolve()) if profile else None
 
 
 def feature_cache_status(logs: Sequence[str | os.PathLike]) -> dict[str, str]:
@@ -142,7 +143,7 @@ def collect_run_record(
         "start": environ.get(START_VAR),
         "end": now(),
         "command": command,
-        "profile": profile_of(command),
+        "profile": profile_of(command, environ, cwd),
         "backend": environ.get("BRAINALIGN_BACKEND", "numpy"),
         "devices": _devices(models, extraction_logs),
         "feature_cache": feature_cache_status(extraction_logs),
