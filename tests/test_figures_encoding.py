@@ -121,6 +121,9 @@ def test_group_map_keeps_only_fdr_significant_voxels_with_their_mean():
     assert (x, y, z) == (-40, -24, 24)  # mm, from the affine
     null_shown, null_table = group_map(_images(rng, 0.0), alpha=0.05)
     assert len(null_table) <= 3  # noise: (almost) nothing passes FDR
+    # single-volume 4D maps (the contrasts' stat-delta maps) give the same table
+    four = [nib.Nifti1Image(img.get_fdata()[..., None], img.affine) for img in images]
+    pd.testing.assert_frame_equal(group_map(four, alpha=0.05)[1], table)
 
 
 @pytest.mark.slow

@@ -32,9 +32,12 @@ _CUTS = (-10, 0, 10, 20, 40)
 
 
 def _load(files: Sequence[Any]) -> list[Any]:
+    """3D images: a single-volume 4D map (the contrasts' ``stat-delta`` maps) is squeezed."""
     from nilearn import image
 
-    return [image.load_img(f if hasattr(f, "get_fdata") else str(f)) for f in files]
+    imgs = [image.load_img(f if hasattr(f, "get_fdata") else str(f)) for f in files]
+    return [image.index_img(img, 0) if img.ndim == 4 and img.shape[3] == 1 else img
+            for img in imgs]
 
 
 def group_map(files: Sequence[Any], alpha: float | None = 0.05) -> tuple[Any, pd.DataFrame]:

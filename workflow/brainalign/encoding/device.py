@@ -45,10 +45,8 @@ class Device:
         self.name = backend.name
         self.is_torch = backend.name.startswith("torch")
         self.on_gpu = backend.name in GPU_BACKENDS
-        if self.is_torch:
-            import torch
-
-            self._torch = torch
+        if self.is_torch:  # imported already by himalaya's torch backend
+            self._torch = _backend_module("torch")
 
     def put(self, array: Any, dtype: str | None = "float32") -> Any:
         """``array`` on the device (no copy when it is already there in ``dtype``)."""
@@ -124,6 +122,13 @@ def get_device() -> Device:
 
 
 def _cupy():
-    import cupy
+    return _backend_module("cupy")
 
-    return cupy
+
+def _backend_module(name: str) -> Any:
+    """The array library of a GPU backend (torch, cupy), imported by name: it is only reached
+    when himalaya's backend of that name is set, which has imported it already, so no rule's
+    environment needs it unless it runs on that backend."""
+    import importlib
+
+    return importlib.import_module(name)

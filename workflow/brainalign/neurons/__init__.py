@@ -9,19 +9,21 @@ FDR), :mod:`.dictionary` (sparse dictionary atoms learnt on training folds only)
 :mod:`.units` and :mod:`.steps`.
 """
 
-from .analyses import (
-    architecture_shares,
-    count_null_pmf,
-    jaccard_pairs,
-    network_shares,
-    polarity,
-    redundancy,
-    unit_polarity,
-)
-from .dictionary import fold_atoms
-from .mapping import CORRECTIONS, UnitVoxelMap, map_units
-from .resample import ModelUnits, architecture_contrast
-from .significance import by_adjust, maxstat_pvalues, normal_pvalues
+from importlib import import_module
+from typing import Any
+
+# public name -> submodule; imported on first use (PEP 562), so that reading units
+# (.units, used while the neuron demo's dataset is written in the preprocessing
+# environment) does not pull in the encoding stage and its backends
+_EXPORTS = {
+    "architecture_shares": "analyses", "count_null_pmf": "analyses",
+    "jaccard_pairs": "analyses", "network_shares": "analyses", "polarity": "analyses",
+    "redundancy": "analyses", "unit_polarity": "analyses", "fold_atoms": "dictionary",
+    "CORRECTIONS": "mapping", "UnitVoxelMap": "mapping", "map_units": "mapping",
+    "ModelUnits": "resample", "architecture_contrast": "resample",
+    "by_adjust": "significance", "maxstat_pvalues": "significance",
+    "normal_pvalues": "significance",
+}
 
 __all__ = [
     "CORRECTIONS",
@@ -41,3 +43,12 @@ __all__ = [
     "redundancy",
     "unit_polarity",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name from its submodule on first use."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'brainalign.neurons' has no attribute {name!r}")
+    value = getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value
+    return value
