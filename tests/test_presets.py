@@ -76,7 +76,7 @@ def test_paper000_partial_ablation_and_layers(paper000_run):
     # BERT carries none of CLIP's image signal: partialling it out leaves the visual score
     assert (clip["ablated"] > 0.5 * clip["initial"]).all() and (clip["initial"] > 0).any()
     best = pd.read_parquet(paper000_run / "results/paper000/paper000_bestlayers.parquet")
-    assert {"best_layer", "layer", "p_boot", "q_fdr", "estimand"} <= set(best.columns)
+    assert {"best_layer", "layer", "p", "q", "alternative", "estimand"} <= set(best.columns)
 
 
 def _paper002_config() -> dict:

@@ -106,7 +106,7 @@ def test_partial_ablation_detects_planted_drop():
     shared, specific, other, noise = _orthonormal(rng, 30 * 29 // 2, 4)
     result = partial_ablation(np.stack([shared + specific, shared + other]), shared,
                               shared + 0.5 * specific + noise, n_bootstrap=300, random_state=0)
-    assert result["difference"][1] > 0.3 and result["p_boot"][1] < 0.01
+    assert result["difference"][1] > 0.3 and result["p"][1] < 0.01
     assert result["ci_low"][1] > 0
 
 
@@ -140,14 +140,14 @@ def test_best_layer_test_finds_planted_best_layer():
     layers, brains = _layers_and_brains(np.random.default_rng(7), [3.0, 0.3, 3.0, 6.0])
     table = best_layer_test(layers, brains, n_bootstrap=300, random_state=0)
     assert (table["best"] == 1).all() and list(table["other"]) == [0, 2, 3]
-    assert (table["q_fdr"] < 0.05).all() and (table["ci_low"] > 0).all()
+    assert (table["q"] < 0.05).all() and (table["ci_low"] > 0).all()
 
 
 def test_best_layer_test_null_layers_give_uniformish_p():
     p = []
     for seed in range(30):
         layers, brains = _layers_and_brains(np.random.default_rng(100 + seed), [1.0, 1.0])
-        p.append(best_layer_test(layers, brains, best=0, n_bootstrap=100, random_state=seed)["p_boot"][0])
+        p.append(best_layer_test(layers, brains, best=0, n_bootstrap=100, random_state=seed)["p"][0])
     p = np.array(p)
     assert np.mean(p < 0.05) <= 0.15
     assert 0.25 < np.median(p) < 0.85

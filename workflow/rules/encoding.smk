@@ -67,7 +67,7 @@ rule fit_encoding:
         mem_mb=4000,
         runtime=120,
     params:
-        layers=lookup(dpath="models/{model}/layers", within=config),
+        layers=get_model_layers,
         encoding=config["encoding"],
         seed=SEED,
     script:

@@ -139,8 +139,8 @@ def best_layer_test(
     -------
     DataFrame
         One row per other layer: ``best``, ``other`` (rows of ``layer_rdms``), ``score_best``,
-        ``score_other``, ``difference``, ``ci_low``, ``ci_high``, ``p_boot`` (two-sided),
-        ``q_fdr`` (across the other layers), ``bootstrap``, ``n_bootstrap``.
+        ``score_other``, ``difference``, ``ci_low``, ``ci_high``, ``p`` (two-sided bootstrap),
+        ``q`` (BH across the other layers), ``bootstrap``, ``n_bootstrap``.
     """
     lookup(dict.fromkeys(LINEAR_COMPARISONS), method, "method")
     layers = check_rdms(layer_rdms, "layer_rdms")
@@ -159,5 +159,5 @@ def best_layer_test(
                 len(others), kind)
     return pd.DataFrame({"best": best, "other": others, "score_best": scores[best],
                          "score_other": scores[others], "difference": scores[best] - scores[others],
-                         "ci_low": low, "ci_high": high, "p_boot": p, "q_fdr": fdr_bh(p),
+                         "ci_low": low, "ci_high": high, "p": p, "q": fdr_bh(p), "alternative": "two-sided",
                          "bootstrap": kind, "n_bootstrap": n_bootstrap})

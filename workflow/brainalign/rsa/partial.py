@@ -191,7 +191,7 @@ def partial_ablation(
     -------
     result : dict of str to array of shape (n_models,)
         ``initial``, ``ablated``, ``difference`` (initial - ablated), its ``ci_low`` and
-        ``ci_high``, and ``p_boot`` (two-sided, rsatoolbox's bootstrap pair-test formula).
+        ``ci_high``, and ``p`` (two-sided, rsatoolbox's bootstrap pair-test formula).
     """
     models, controls, brain = _check_inputs(model_rdms, control_rdms, brain_rdm, kind)
     initial, ablated = _scores(models, controls, brain, np.ones(brain.size), kind)
@@ -204,4 +204,4 @@ def partial_ablation(
     logger.info("partial ablation (%s, %d samples): initial %s, ablated %s", kind, n_bootstrap,
                 np.round(initial, 3), np.round(ablated, 3))
     return {"initial": initial, "ablated": ablated, "difference": initial - ablated,
-            "ci_low": low, "ci_high": high, "p_boot": p}
+            "ci_low": low, "ci_high": high, "p": p, "alternative": "two-sided"}
