@@ -31,7 +31,7 @@ verify: setup
 	$(VENV)/bin/brainalign verify results/bundle
 
 test: lint
-	$(PY) -m pytest -m "slow or not slow"
+	$(PY) -m pytest -m "slow or not slow" --durations=30
 
 lint: setup
 	$(VENV)/bin/snakemake --lint
