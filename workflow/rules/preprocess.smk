@@ -36,6 +36,11 @@ rule summarize_qc:
         tables=expand(rules.preprocess_brain.output.qc, subject=SUBJECTS, task=TASKS),
     output:
         qc="results/group/qc_units.parquet",
+        report=report(
+            "results/group/qc_units.tsv",
+            caption="../report/qc.rst",
+            category="Quality control",
+        ),
     log:
         "results/logs/summarize_qc.log",
     conda:

@@ -14,4 +14,6 @@ with log_to_file(snakemake.log[0]):
         logging.getLogger("summarize_qc").info(
             "sub-%s task %s: %d of %d ROI units flagged and left out", subject, task,
             row["n_flagged"], row["n_units"])
-    io.write_table(table.fillna({"runs": ""}), snakemake.output.qc)
+    table = table.fillna({"runs": ""})
+    io.write_table(table, snakemake.output.qc)
+    io.write_table(table, snakemake.output.report)  # the same table, shown in the report
