@@ -305,13 +305,18 @@ def fit_marks(panels: Sequence[tuple[Any, Sequence[float], Sequence[float], Sequ
     rows = []
     for ax, _, tops, stars, pairs in panels:
         h = ax.get_position().height * ax.figure.get_figheight() * 72
-        high = max(float(np.nanmax(np.nan_to_num(np.asarray(tops, float)), initial=0.0)), 0.0)
+        finite = np.nan_to_num(np.asarray(tops, float), nan=0.0, posinf=0.0, neginf=0.0)
+        high = max(float(np.max(finite, initial=0.0)), 0.0)
         if np.isfinite(ax.dataLim.y1):  # bands (noise ceiling) and error bars stay in view
             high = max(high, float(ax.dataLim.y1))
         rows.append((h, high, min(_marks_height(stars, pairs) / h, 0.8)))
     heights = [h for h, _, _ in rows]
-    bottom = min(min(0.0, ax.get_ylim()[0]) for ax, *_ in panels) if low is None else low
-    span = max((high - bottom) / (1 - share) for _, high, share in rows) or 1.0
+    # an axes of NaN bars (nothing scored) autoscales to NaN limits: start from 0 there
+    lows = [ax.get_ylim()[0] for ax, *_ in panels]
+    bottom = min(min(0.0, y) for y in lows if np.isfinite(y)) if low is None and any(
+        np.isfinite(lows)) else (0.0 if low is None else low)
+    span = max((high - bottom) / (1 - share) for _, high, share in rows)
+    span = span if np.isfinite(span) and span > 0 else 1.0
     for (ax, xs, tops, stars, pairs), h in zip(panels, heights):
         ax.set_ylim(bottom, bottom + span)
         _draw_marks(ax, xs, tops, stars, pairs, span / h)

@@ -273,7 +273,7 @@ def _significance(
         block_size=params["block_size"],
         random_state=seed,
         n_targets_batch=params["n_targets_batch"],
-        tail=params.get("tail", "gpd"),
+        tail=params.get("tail", "normal"),
     )
     return {"p": test.p, "p_perm": test.p_perm, "q": fdr_bh(test.p)}
 
