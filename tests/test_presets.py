@@ -50,7 +50,9 @@ def test_paper000_target_builds_exactly_its_outputs(paper000_run):
     results = paper000_run / "results"
     for name in ("estimands", "bestlayers", "similarity", "partial"):
         assert (results / "paper000" / f"paper000_{name}.parquet").exists()
-    assert {p.name for p in (results / "figures").iterdir()} == {"paper000_layers.png", "paper000_ablation.png"}
+    # each figure with the table of the numbers it plots
+    assert {p.name for p in (results / "figures").iterdir()} == {
+        f"paper000_{name}.{ext}" for name in ("layers", "ablation") for ext in ("png", "tsv")}
     assert not (results / "encoding").exists() and not (results / "bundle").exists()
 
 
