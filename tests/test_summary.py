@@ -58,7 +58,7 @@ def test_summary_of_real_data_lists_the_best_model_per_roi_and_claims_nothing_mi
 
 @pytest.mark.slow
 def test_a_run_ends_with_the_summary(copy_of_run):
-    from conftest import snakemake
+    from .conftest import snakemake
 
     # one cheap job (a run with nothing to do calls no handler), then the summary
     proc = snakemake(copy_of_run, "--cores", "1", "--force", "results/dataset_description.json")
