@@ -251,8 +251,8 @@ def test_demo_on_slurm_equals_local_run(slurm_cluster, tmp_path, record_property
 
     # every job went through sbatch except the report, which is a local rule (it runs
     # snakemake --report itself), and all of them finished
-    local = set(re.findall(r"localrule (\w+):", proc.stdout)) - {"all"}
-    assert local <= {"make_report"}, local
+    ran_locally = set(re.findall(r"localrule (\w+):", proc.stdout)) - {"all"}
+    assert ran_locally <= {"make_report"}, ran_locally
     assert re.search(r"(\d+) of \1 steps \(100%\) done", proc.stdout)
 
     expected, produced = result_files(local), result_files(cluster)
