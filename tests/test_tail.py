@@ -12,6 +12,8 @@ from brainalign.encoding import fit_encoding
 from brainalign.encoding.stats import fdr_bh, permutation_test
 from brainalign.encoding.tail import TAILS, empirical_p, gpd_fit, gpd_sf, gpd_tail_p, normal_p
 
+from .test_encoding_stats import _ar1
+
 ALPHAS = np.logspace(-2, 5, 8)
 
 
@@ -21,13 +23,6 @@ def _one_blas_thread():
         yield
 
 
-def _ar1(rng: np.random.Generator, n: int, m: int, phi: float) -> np.ndarray:
-    noise = rng.standard_normal((n, m))
-    out = np.empty_like(noise)
-    out[0] = noise[0] / np.sqrt(1 - phi**2)
-    for t in range(1, n):
-        out[t] = phi * out[t - 1] + noise[t]
-    return out
 
 
 @pytest.mark.parametrize("c", [-0.3, 0.0, 0.25])
